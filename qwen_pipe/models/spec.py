@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Family = Literal["qwen", "qwen2.5", "qwen3", "other"]
+Family = str  # "qwen3", "qwen2.5", "qwen", "tiny-qwen3", ...: models of one family form scaling pairs
 Dtype = Literal["bfloat16", "float16", "float32"]
 
 

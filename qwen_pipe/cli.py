@@ -1,0 +1,234 @@
+"""`qwen-pipe`: the registry, the datasets, validation, coverage and one-off evaluations outside DVC."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from qwen_pipe.config import PARAMS_FILE, load_params
+from qwen_pipe.console import run
+from qwen_pipe.errors import QwenPipeError, unknown_name
+
+app = typer.Typer(
+    name="qwen-pipe",
+    add_completion=False,
+    no_args_is_help=True,
+    help="Reproducible evaluation of open LLMs (Qwen first). The full pipeline is `dvc repro`; these commands "
+    "inspect it and run one-off evaluations.",
+)
+datasets_app = typer.Typer(no_args_is_help=True, help="The evaluation datasets.")
+app.add_typer(datasets_app, name="datasets")
+
+ParamsOption = typer.Option(PARAMS_FILE, "--params", help="params.yaml to read")
+JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
+
+
+def _split(value: str, choices: list[str], kind: str) -> list[str]:
+    names = choices if value.strip() == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise QwenPipeError(f"no {kind} given", f"pass a comma-separated list or 'all' ({', '.join(choices)})")
+    for name in names:
+        if name not in choices:
+            raise unknown_name(kind, name, choices)
+    return names
+
+
+def _print_table(header: list[str], rows: list[list]) -> None:
+    cells = [header, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for index, row in enumerate(cells):
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            typer.echo("  ".join("-" * w for w in widths))
+
+
+@app.command()
+def models(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> None:
+    """The model registry: built-ins, params.yaml additions and tiny models."""
+    params = load_params(params_path)
+    specs = [params.model(name) for name in params.model_names()]
+    if as_json:
+        typer.echo(json.dumps([s.model_dump() for s in specs], indent=2))
+        return
+    rows = []
+    for s in specs:
+        a = s.architecture
+        rows.append(
+            [s.name, s.hf_id, s.family, s.nominal_size, f"{s.parameters:,}", a.num_hidden_layers, a.hidden_size,
+             f"{a.num_attention_heads}/{a.num_key_value_heads}", a.max_position_embeddings,
+             "yes" if s.trust_remote_code else "no", "yes" if s.supports_thinking else "no"]
+        )
+    _print_table(
+        ["name", "hf_id", "family", "size", "parameters", "layers", "hidden", "heads/kv", "context", "remote code", "thinking"],
+        rows,
+    )
+
+
+@datasets_app.command("list")
+def datasets_list(as_json: bool = JsonOption) -> None:
+    """Every dataset: source (hub id, config), split, N, metric."""
+    from qwen_pipe.tasks import get_task, task_names
+
+    tasks = [get_task(name) for name in task_names()]
+    rows = [
+        {
+            "name": t.name,
+            "source": t.source.hub_id + (f" ({t.source.hub_config})" if t.source.hub_config else ""),
+            "split": t.source.split,
+            "n": t.source.rows,
+            "metric": t.primary_metric,
+            "kind": t.kind,
+            "shots": t.shots,
+        }
+        for t in tasks
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    _print_table(["name", "source", "split", "N", "metric", "kind", "shots"], [list(r.values()) for r in rows])
+
+
+@datasets_app.command("summary")
+def datasets_summary(
+    data_dir: Path = typer.Option(Path("data/datasets"), help="where the fetch stage writes datasets"),
+    as_json: bool = JsonOption,
+) -> None:
+    """What the fetch stage has cached: rows, size and source of each dataset, or missing."""
+    from qwen_pipe.io import read_json
+    from qwen_pipe.tasks import task_names
+
+    rows = []
+    for name in task_names():
+        path, meta = data_dir / f"{name}.jsonl", data_dir / f"{name}.meta.json"
+        if path.is_file() and meta.is_file():
+            info = read_json(meta)
+            rows.append({"name": name, "status": "cached", "rows": info["rows"], "bytes": path.stat().st_size,
+                         "source": f"{info['source']}: {info['origin']}", "sample": info.get("embedded_sample", False)})
+        else:
+            rows.append({"name": name, "status": "missing", "rows": None, "bytes": None, "source": None, "sample": None})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    _print_table(
+        ["name", "status", "rows", "size", "source"],
+        [[r["name"], r["status"] + (" (sample)" if r["sample"] else ""), r["rows"] or "-",
+          f"{r['bytes'] / 1e6:.2f} MB" if r["bytes"] else "-", r["source"] or "-"] for r in rows],
+    )
+
+
+@app.command()
+def validate(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> None:
+    """Check every model x preset configuration (memory estimate against one 80 GB H100)."""
+    from qwen_pipe.validation import validate_all
+
+    checks = validate_all(load_params(params_path))
+    if as_json:
+        typer.echo(json.dumps([c.as_dict() for c in checks], indent=2))
+    else:
+        _print_table(
+            ["model", "preset", "status", "estimate GiB", "budget GiB", "reason"],
+            [[c.model, c.preset, c.status, c.memory.total_gib, c.memory.budget_gib, "; ".join(c.reasons)] for c in checks],
+        )
+    failed = sum(c.status == "FAIL" for c in checks)
+    if failed:
+        raise QwenPipeError(f"{failed} of {len(checks)} configurations FAIL", "see the reasons above")
+
+
+@app.command()
+def profile(name: str = typer.Argument(..., help="a profile of params.yaml `profiles`"), params_path: Path = ParamsOption) -> None:
+    """Switch params.yaml to a profile (e.g. embedded, h100): writes the profile's values, keeps comments."""
+    from qwen_pipe.profiles import apply_profile
+
+    changed = apply_profile(params_path, name)
+    typer.echo(f"{params_path}: profile {name} ({', '.join(changed) or 'already active'})")
+
+
+@app.command()
+def coverage(
+    models_arg: str = typer.Option("all", "--models", help="comma-separated models, or all (the run's models)"),
+    presets_arg: str = typer.Option("all", "--presets", help="comma-separated presets, or all"),
+    validate_only: bool = typer.Option(False, "--validate-only", help="check the configurations, load nothing"),
+    output_dir: Path = typer.Option(Path("results/coverage"), help="where the coverage JSON files go"),
+    params_path: Path = ParamsOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Load each model under each preset; measure load time, throughput and memory (PASS/FAIL per check)."""
+    from qwen_pipe.coverage import measure_coverage
+    from qwen_pipe.io import write_json
+    from qwen_pipe.validation import check_configuration
+
+    params = load_params(params_path)
+    names = _split(models_arg, params.run.models if models_arg == "all" else params.model_names(), "model")
+    presets = _split(presets_arg, list(params.presets), "preset")
+    results = []
+    for model in names:
+        spec = params.model(model)
+        for preset in presets:
+            check = check_configuration(spec, preset, params.preset_for(model, preset), params.validate_)
+            if validate_only or check.status == "FAIL":
+                results.append(check.as_dict())
+                continue
+            result = measure_coverage(spec, preset, params.preset_for(model, preset), params.engine, params.coverage)
+            write_json(output_dir / model / f"{preset}.json", result)
+            results.append(result)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    if validate_only:
+        _print_table(["model", "preset", "status", "estimate GiB", "reason"],
+                     [[r["model"], r["preset"], r["status"], r["memory"]["total_gib"], "; ".join(r["reasons"])] for r in results])
+        return
+    _print_table(
+        ["model", "preset", "status", "load s", "output tok/s", "peak GiB", "checks"],
+        [[r["model"], r["preset"], r["status"], r.get("load_seconds", "-"), r.get("output_tokens_per_s", "-"),
+          r.get("peak_gpu_allocated_gib") or r.get("peak_rss_gib", "-"),
+          ", ".join(f"{k} {v['status']}" for k, v in r.get("checks", {}).items()) or "; ".join(r.get("reasons", []))]
+         for r in results],
+    )
+
+
+@app.command("eval")
+def evaluate(
+    models_arg: str = typer.Option(..., "--models", help="comma-separated model names (qwen-pipe models)"),
+    datasets_arg: str = typer.Option(..., "--datasets", help="comma-separated datasets, or all"),
+    preset: str | None = typer.Option(None, help="engine preset (default: params generate.preset)"),
+    sample_limit: int | None = typer.Option(None, min=1, help="deterministic subset per dataset (default: all)"),
+    engine: str | None = typer.Option(None, help="vllm | transformers | openai | oracle (default: params)"),
+    data_dir: Path | None = typer.Option(None, help="offline mirror folder (like ../shared/datasets)"),
+    output_dir: Path = typer.Option(Path("results/eval"), help="where generations, scores and reports go"),
+    thinking: bool | None = typer.Option(None, "--thinking/--no-thinking", help="Qwen3 thinking mode"),
+    detailed_analysis: bool = typer.Option(False, "--detailed-analysis", help="per-sample failures in the report"),
+    params_path: Path = ParamsOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Evaluate models on datasets outside DVC; JSON and Markdown reports go to the output dir."""
+    from qwen_pipe.oneoff import EvalRequest, run_eval
+    from qwen_pipe.tasks import task_names
+
+    params = load_params(params_path)
+    request = EvalRequest(
+        models=_split(models_arg, params.model_names(), "model"),
+        datasets=_split(datasets_arg, task_names(), "dataset"),
+        preset=preset or params.generate.preset,
+        sample_limit=sample_limit,
+        engine=engine or params.engine.name,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        thinking=params.generate.thinking if thinking is None else thinking,
+        detailed=detailed_analysis,
+    )
+    if request.preset not in params.presets:
+        raise unknown_name("preset", request.preset, list(params.presets))
+    summary = run_eval(params, request, echo=None if as_json else typer.echo)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+
+
+def main() -> None:
+    run(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""params.yaml as typed, validated configuration (one pydantic model per stage's group)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from qwen_pipe.errors import QwenPipeError, unknown_name
+from qwen_pipe.models.registry import BUILTIN_MODELS
+from qwen_pipe.models.spec import ModelSpec
+
+PARAMS_FILE = Path("params.yaml")
+MODELS_DIR = Path("data/models")  # where the build_models stage writes tiny models
+EngineName = Literal["vllm", "transformers", "openai", "oracle"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Preset(Strict):
+    """Engine arguments (vLLM names) and sampling defaults of one preset."""
+
+    gpu_memory_utilization: float = Field(gt=0, le=1)
+    max_model_len: int = Field(gt=0)
+    max_num_seqs: int = Field(gt=0)
+    max_num_batched_tokens: int = Field(gt=0)
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
+    quantization: Literal["fp8", "awq", "gptq", "bitsandbytes"] | None = None
+    enable_prefix_caching: bool = True
+    enforce_eager: bool = False
+    tensor_parallel_size: int = Field(1, gt=0)
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = -1
+    presence_penalty: float = 0.0
+
+    def engine_args(self, max_positions: int) -> dict:
+        """vLLM engine arguments; max_model_len is capped at the model's own context."""
+        return {
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "max_model_len": min(self.max_model_len, max_positions),
+            "max_num_seqs": self.max_num_seqs,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "dtype": self.dtype,
+            "kv_cache_dtype": self.kv_cache_dtype,
+            "quantization": self.quantization,
+            "enable_prefix_caching": self.enable_prefix_caching,
+            "enforce_eager": self.enforce_eager,
+            "tensor_parallel_size": self.tensor_parallel_size,
+        }
+
+
+class TinyModel(Strict):
+    """A random-weight Qwen3 model built locally (the embedded default's stand-in for a real checkpoint)."""
+
+    num_hidden_layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    num_attention_heads: int = Field(gt=0)
+    num_key_value_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    max_position_embeddings: int = Field(4096, gt=0)
+    seed: int = 0
+    size_class: Literal["small", "large"]
+
+    def spec(self, name: str, models_dir: Path = MODELS_DIR) -> ModelSpec:
+        from qwen_pipe.models.tiny import tiny_qwen3_architecture
+
+        arch = tiny_qwen3_architecture(
+            **self.model_dump(exclude={"seed", "size_class"}), dtype="bfloat16"
+        )
+        return ModelSpec(
+            name=name,
+            hf_id=str(models_dir / name),
+            family="tiny-qwen3",
+            nominal_size=f"{arch.parameter_count() / 1e6:.1f}M",
+            size_class=self.size_class,
+            parameters=arch.parameter_count(),
+            architecture=arch,
+            chat=True,
+            supports_thinking=True,
+            tiny=True,
+        )
+
+
+class Run(Strict):
+    """The active run: what the DVC matrices iterate over (set from a profile)."""
+
+    models: list[str] = Field(min_length=1)
+    presets: list[str] = Field(min_length=1)
+    datasets: list[str] = Field(min_length=1)
+
+
+class EngineParams(Strict):
+    name: EngineName = "vllm"
+    base_url: str | None = None  # openai: e.g. http://host:8000/v1 (a `vllm serve` endpoint)
+    api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key itself)
+    concurrency: int = Field(16, gt=0)  # openai: requests in flight
+    enforce_eager: bool | None = None  # None: the preset decides; true skips compilation (CPU runs, tests)
+
+
+class FetchParams(Strict):
+    source: Literal["embedded", "mirror", "hub", "auto"] = "auto"
+    data_dir: str | None = None  # mirror folder; QWEN_PIPE_DATA_DIR is used when this is null
+
+
+class ValidateParams(Strict):
+    device_memory_gb: float = Field(80.0, gt=0)  # one H100 80GB
+    activation_overhead_gb: float = Field(2.0, ge=0)  # CUDA context, activations, graphs
+
+
+class CoverageParams(Strict):
+    prompts: int = Field(32, gt=0)
+    prompt_tokens: int = Field(128, gt=0)
+    max_new_tokens: int = Field(64, gt=0)
+    load_format: Literal["auto", "dummy"] = "auto"
+
+
+class GenerateParams(Strict):
+    preset: str = "balanced"
+    seed: int = 1234
+    sample_seed: int = 0  # picks the sample_limit subset
+    thinking: bool = False  # Qwen3 thinking mode; the <think> block is stripped before scoring
+    max_new_tokens: int | None = Field(None, gt=0)  # None: each task's own budget, capped by the preset
+
+
+class TaskParams(Strict):
+    sample_limit: int | None = Field(None, gt=0)  # None: the whole split
+    shots: int | None = Field(None, ge=0)  # None: the published setting
+
+
+class ScoreParams(Strict):
+    workers: int | None = Field(None, gt=0)  # code execution processes; None: one per core
+
+
+class Params(Strict):
+    profile: str
+    run: Run
+    engine: EngineParams = EngineParams()
+    model_registry: dict[str, ModelSpec] = {}
+    tiny_models: dict[str, TinyModel] = {}
+    presets: dict[str, Preset]
+    preset_overrides: dict[str, dict[str, dict]] = {}  # model -> preset -> fields replacing the preset's
+    fetch: FetchParams = FetchParams()
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    coverage: CoverageParams = CoverageParams()
+    generate: GenerateParams = GenerateParams()
+    tasks: dict[str, TaskParams] = {}
+    score: ScoreParams = ScoreParams()
+    profiles: dict[str, dict] = {}
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> Params:
+        from qwen_pipe.tasks import task_names
+
+        known_models = self.model_names()
+        for name in self.run.models:
+            if name not in known_models:
+                raise unknown_name("model", name, known_models)
+        for name in [*self.run.presets, self.generate.preset]:
+            if name not in self.presets:
+                raise unknown_name("preset", name, list(self.presets))
+        for name in [*self.run.datasets, *self.tasks]:
+            if name not in task_names():
+                raise unknown_name("dataset", name, task_names())
+        for model, by_preset in self.preset_overrides.items():
+            if model not in known_models:
+                raise unknown_name("model in preset_overrides", model, known_models)
+            for preset in by_preset:
+                self.preset_for(model, preset)
+        return self
+
+    def model_names(self) -> list[str]:
+        return sorted({*BUILTIN_MODELS, *self.model_registry, *self.tiny_models})
+
+    def model(self, name: str) -> ModelSpec:
+        if name in self.tiny_models:
+            return self.tiny_models[name].spec(name)
+        if name in self.model_registry:
+            return self.model_registry[name]
+        if name in BUILTIN_MODELS:
+            return BUILTIN_MODELS[name].model_copy(deep=True)
+        raise unknown_name("model", name, self.model_names())
+
+    def preset(self, name: str) -> Preset:
+        if name not in self.presets:
+            raise unknown_name("preset", name, list(self.presets))
+        return self.presets[name]
+
+    def preset_for(self, model: str, preset: str) -> Preset:
+        """The preset with this model's overrides applied (e.g. fewer sequences for models without GQA)."""
+        base = self.preset(preset)
+        override = self.preset_overrides.get(model, {}).get(preset)
+        if not override:
+            return base
+        try:
+            return Preset.model_validate({**base.model_dump(), **override})
+        except ValidationError as error:
+            raise QwenPipeError(
+                f"preset_overrides.{model}.{preset}: {_describe(error)}", "correct that override in params.yaml"
+            ) from None
+
+    def task_params(self, dataset: str) -> TaskParams:
+        return self.tasks.get(dataset, TaskParams())
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return f"{where}: {first['msg']}" + (f" (got {first['input']!r})" if "input" in first else "")
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; every problem becomes one line naming the key and the fix."""
+    if not path.is_file():
+        raise QwenPipeError(f"{path} not found", "run from the repository root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise QwenPipeError(
+            f"{path} is not valid YAML{where}: {getattr(error, 'problem', error)}", "fix the YAML syntax there"
+        ) from None
+    if not isinstance(raw, dict):
+        raise QwenPipeError(f"{path} must hold a mapping of parameter groups", "see the README's params section")
+    try:
+        return Params.model_validate(raw)
+    except QwenPipeError:
+        raise
+    except ValidationError as error:
+        cause = error.errors()[0].get("ctx", {}).get("error")
+        if isinstance(cause, QwenPipeError):
+            raise cause from None
+        raise QwenPipeError(f"{path}: {_describe(error)}", "correct that value (see params.yaml comments)") from None

@@ -1,0 +1,35 @@
+"""Running a Typer app so that user errors end as one line on stderr with exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.main import get_command
+
+from qwen_pipe.errors import QwenPipeError
+
+
+def run(app: typer.Typer, argv: list[str] | None = None) -> None:
+    command = get_command(app)
+    try:
+        code = command.main(args=argv, prog_name=app.info.name or None, standalone_mode=False)
+    except QwenPipeError as error:
+        print(f"error: {error.line()}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.TyperException as error:  # usage errors: bad option, missing argument
+        show = getattr(error, "show", None)
+        if show:
+            show()
+        else:
+            print(f"error: {error.format_message()}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except OSError as error:  # disk full, permissions: the system's own message names the file
+        print(f"error: {error.strerror or error} ({getattr(error, 'filename', '') or 'no file'})", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

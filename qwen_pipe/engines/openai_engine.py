@@ -1,0 +1,131 @@
+"""Any OpenAI-compatible completions server (e.g. `vllm serve` on other hosts, for scale-out).
+
+Prompts are already rendered through the chat template, so the plain /completions endpoint is used;
+log-likelihoods come from `echo` + `logprobs`, which vLLM's server implements.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from qwen_pipe.engines.base import (
+    EngineInfo,
+    Generation,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+)
+from qwen_pipe.errors import QwenPipeError
+
+RETRIES = 4
+
+
+class OpenAIEngine:
+    def __init__(self, model: str, *, base_url: str | None, api_key_env: str, concurrency: int = 16, timeout_s: float = 600):
+        if not base_url:
+            raise QwenPipeError("the openai engine needs a server address", "set engine.base_url (e.g. http://host:8000/v1)")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._api_key = os.environ.get(api_key_env, "")
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        # The key is never part of info: info is written into every result and report.
+        self.info = EngineInfo(
+            engine="openai", version="v1", model=model, args={"base_url": self.base_url, "concurrency": concurrency}
+        )
+
+    def _post(self, body: dict) -> dict:
+        data = json.dumps({"model": self.model, **body}).encode()
+        headers = {"Content-Type": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        for attempt in range(RETRIES):
+            request = urllib.request.Request(f"{self.base_url}/completions", data=data, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as error:
+                if error.code < 500 or attempt == RETRIES - 1:
+                    detail = error.read().decode("utf-8", "replace")[:200]
+                    raise QwenPipeError(
+                        f"server {self.base_url} answered HTTP {error.code}: {detail}",
+                        "check engine.base_url, the served model name and the API key variable",
+                    ) from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+                if attempt == RETRIES - 1:
+                    raise QwenPipeError(
+                        f"cannot reach {self.base_url}: {getattr(error, 'reason', error)}",
+                        "start the server (e.g. `vllm serve MODEL`) or fix engine.base_url",
+                    ) from None
+            time.sleep(min(2**attempt, 10))
+        raise AssertionError("unreachable")
+
+    def _map(self, function, items: list) -> list:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(function, items))
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+        def one(request: GenerationRequest) -> Generation:
+            s = request.sampling
+            body = {
+                "prompt": request.prompt,
+                "max_tokens": s.max_new_tokens,
+                "temperature": s.temperature,
+                "top_p": s.top_p,
+                "presence_penalty": s.presence_penalty,
+                "seed": s.seed,
+            }
+            if s.top_k > 0:
+                body["top_k"] = s.top_k  # a vLLM extension of the OpenAI schema
+            if s.stop:
+                body["stop"] = list(s.stop)
+            if s.ignore_eos:
+                body["ignore_eos"] = True  # a vLLM extension
+            started = time.perf_counter()
+            answer = self._post(body)
+            choice, usage = answer["choices"][0], answer.get("usage") or {}
+            return Generation(
+                text=choice.get("text", ""),
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                output_tokens=int(usage.get("completion_tokens", 0)),
+                finish_reason=str(choice.get("finish_reason")),
+                seconds=time.perf_counter() - started,
+            )
+
+        return self._map(one, requests)
+
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]:
+        def one(request: LoglikelihoodRequest) -> Loglikelihood:
+            body = {
+                "prompt": request.context + request.continuation,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "echo": True,
+                "logprobs": 1,
+            }
+            logprobs = self._post(body)["choices"][0]["logprobs"]
+            start = len(request.context)
+            total, greedy, count = 0.0, True, 0
+            for offset, token, logprob, top in zip(
+                logprobs["text_offset"],
+                logprobs["tokens"],
+                logprobs["token_logprobs"],
+                logprobs["top_logprobs"],
+                strict=False,
+            ):
+                if offset < start or offset >= start + len(request.continuation) or logprob is None:
+                    continue
+                total += logprob
+                count += 1
+                greedy = greedy and bool(top) and max(top.values()) <= logprob + 1e-6 and token in top
+            return Loglikelihood(total, greedy, count)
+
+        return self._map(one, requests)
+
+    def close(self) -> None:
+        pass

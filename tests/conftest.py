@@ -1,0 +1,33 @@
+"""Shared fixtures: offline settings, the data mirror, a tiny model built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from support import ROOT, mirror_dir
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("QWEN_PIPE_PROGRESS", "0")
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    return mirror_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The embedded default's small tiny model, built once per session."""
+    from qwen_pipe.config import load_params
+    from qwen_pipe.models.tiny import build_tiny_model
+
+    params = load_params(ROOT / "params.yaml")
+    folder = tmp_path_factory.mktemp("models") / "tiny_small"
+    build_tiny_model(folder, **params.tiny_models["tiny_small"].model_dump(exclude={"size_class"}))
+    return folder

@@ -1,0 +1,33 @@
+"""Helpers shared by the tests: the repository root, the offline data mirror, the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mirror_dir() -> Path:
+    """The offline data mirror: $QWEN_PIPE_DATA_DIR, else ../shared/datasets beside the repository."""
+    path = Path(os.environ.get("QWEN_PIPE_DATA_DIR") or ROOT.parent / "shared" / "datasets")
+    if not path.is_dir():
+        pytest.fail(f"the offline data mirror is missing at {path}: set QWEN_PIPE_DATA_DIR")
+    return path
+
+
+def qwen_pipe(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would, in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "qwen_pipe.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
