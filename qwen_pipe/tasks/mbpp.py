@@ -1,0 +1,139 @@
+"""MBPP (Austin et al., 2021): 974 crowd-sourced Python problems, each with three assert tests.
+
+The hub's `full` config splits them by task id: prompt 1-10 (the few-shot exemplars), test 11-510,
+validation 511-600, train 601-974. The task evaluates the test split; `all_rows` gives all 974 (the
+reference check runs every one).
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from qwen_pipe.engines.base import SamplingParams
+from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.sandbox import Program
+from qwen_pipe.scoring.code_extract import extract_code
+from qwen_pipe.tasks import register
+from qwen_pipe.tasks.base import (
+    DataSource,
+    Prompt,
+    PromptStyle,
+    embedded_records,
+    mirror_file,
+    read_jsonl,
+    require_fields,
+)
+from qwen_pipe.tasks.humaneval import CodeTask
+
+FIELDS = ("task_id", "text", "code", "test_list", "test_setup_code", "challenge_test_list")
+TEST_IDS = range(11, 511)
+
+
+def task_text(record: dict) -> str:
+    """lm-eval's `mbpp` prompt for one problem (its three tests, then [BEGIN])."""
+    tests = "\n".join(record["test_list"])
+    return (
+        f"You are an expert Python programmer, and here is your task: {record['text']} "
+        f"Your code should pass these tests:\n\n{tests}\n[BEGIN]\n"
+    )
+
+
+def instruct_text(record: dict) -> str:
+    """lm-eval's `mbpp_instruct` user turn."""
+    tests = "\n".join(record["test_list"])
+    return (
+        f"You are an expert Python programmer, and here is your task:\n{record['text']}\n"
+        f"Your code should pass these tests:\n{tests}"
+    )
+
+
+@register
+class MBPP(CodeTask):
+    name = "mbpp"
+    source = DataSource(
+        hub_id="google-research-datasets/mbpp",
+        hub_config="full",
+        split="test",
+        rows=500,
+        mirror_files=("mbpp/mbpp.jsonl",),
+        embedded="6 small problems written by qwen-pipe in MBPP's format (a sample, not the benchmark)",
+    )
+    published_setting = (
+        "MBPP paper / lm-eval `mbpp` (Qwen base-model reports): 3-shot with the prompt split's task ids 2, 3, 4, "
+        "greedy, pass@1, the answer between [BEGIN] and [DONE]; chat models get lm-eval's `mbpp_instruct` turns"
+    )
+    prompt_format = (
+        "base: 'You are an expert Python programmer, and here is your task: {text} Your code should pass these "
+        "tests:\\n\\n{tests}\\n[BEGIN]\\n' x 3 shots, stop at [DONE]; chat: the same as user/assistant turns"
+    )
+    default_shots = 3
+
+    def all_rows(self, root: Path) -> list[dict]:
+        path = mirror_file(root, self.source.mirror_files[0])
+        return require_fields(read_jsonl(path), FIELDS, path)
+
+    def load_mirror(self, root: Path) -> list[dict]:
+        return [r for r in self.all_rows(root) if r["task_id"] in TEST_IDS]
+
+    def load_embedded(self) -> list[dict]:
+        return embedded_records("mbpp_sample.jsonl")
+
+    def task_id(self, record: dict) -> str:
+        return str(record["task_id"])
+
+    def _shots(self) -> list[dict]:
+        shots = embedded_records("mbpp_fewshot.jsonl")
+        if self.shots > len(shots):
+            raise QwenPipeError(
+                f"mbpp has {len(shots)} exemplars, {self.shots} shots asked", "lower the shot count"
+            )
+        return shots[: self.shots]
+
+    def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
+        if style.chat:
+            messages: list[dict[str, str]] = []
+            for shot in self._shots():
+                messages.append({"role": "user", "content": instruct_text(shot)})
+                messages.append({"role": "assistant", "content": f"```python\n{shot['code']}\n```"})
+            return [*messages, {"role": "user", "content": instruct_text(sample)}]
+        shots = "".join(f"{task_text(s)}{s['code']}\n[DONE]\n\n" for s in self._shots())
+        return shots + task_text(sample)
+
+    def sampling(self, style: PromptStyle) -> SamplingParams:
+        if style.chat:
+            return SamplingParams(max_new_tokens=512)
+        return SamplingParams(max_new_tokens=512, stop=("[DONE]",))
+
+    def entry_point(self, record: dict) -> str | None:
+        """The reference's function that the first test calls (MBPP/126's is `sum`, a builtin's name)."""
+        try:
+            with warnings.catch_warnings():  # MBPP's regexes are full of invalid escapes like "\."
+                warnings.simplefilter("ignore")
+                defined = {n.name for n in ast.parse(record["code"]).body if isinstance(n, ast.FunctionDef)}
+                calls = ast.walk(ast.parse(record["test_list"][0]))
+        except SyntaxError:
+            return None
+        names = (n.func.id for n in calls if isinstance(n, ast.Call) and isinstance(n.func, ast.Name))
+        return next((name for name in names if name in defined), None)
+
+    def test_program(self, record: dict, source: str) -> Program:
+        return Program(
+            self.task_id(record),
+            source,
+            test="\n".join(record["test_list"]),
+            entry_point=self.entry_point(record),
+            setup=record.get("test_setup_code") or "",
+        )
+
+    def reference_source(self, record: dict) -> str:
+        return record["code"]
+
+    def completion_source(self, record: dict, completion: str) -> str:
+        return completion  # MBPP's prompt is prose: a completion is the whole program
+
+    def answer_source(self, record: dict, text: str) -> str:
+        code = extract_code(text.split("[DONE]", 1)[0])
+        return code.removeprefix("[BEGIN]").strip("\n")
