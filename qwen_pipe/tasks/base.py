@@ -18,6 +18,7 @@ from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.io import read_jsonl as read_jsonl  # re-exported for task modules
 from qwen_pipe.scoring.stats import mean_and_stderr
 
+THINKING_MAX_NEW_TOKENS = 32768  # Qwen3 report: thinking runs may use up to 32,768 output tokens
 Kind = Literal["generation", "multiple_choice", "code", "instruction", "judge"]
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 Prompt = list[Message] | str  # chat messages for chat models, plain text for completion
@@ -57,12 +58,15 @@ class Task(ABC):
     primary_metric: ClassVar[str]
     metrics: ClassVar[tuple[str, ...]]
     published_setting: ClassVar[str]  # the setting the prompt follows (docs/tasks.md)
+    prompt_format: ClassVar[str]  # one line: how a sample becomes a prompt (docs/tasks.md)
     default_shots: ClassVar[int] = 0
 
     def __init__(self, shots: int | None = None):
         self.shots = self.default_shots if shots is None else shots
         if self.shots < 0:
-            raise QwenPipeError(f"{self.name}: shots must be >= 0, got {self.shots}", "set a shot count of 0 or more")
+            raise QwenPipeError(
+                f"{self.name}: shots must be >= 0, got {self.shots}", "set a shot count of 0 or more"
+            )
 
     # --- data -------------------------------------------------------------------------------
     @abstractmethod
@@ -105,8 +109,13 @@ class GenerationTask(Task):
         """The prompt of the next turn; `history` holds the model's earlier answers (multi-turn tasks)."""
 
     def sampling(self, style: PromptStyle) -> SamplingParams:
-        """Stop sequences and output budget (temperature and seed come from the run's params)."""
+        """Stop sequences and output budget (temperature and seed come from the run's params; in
+        thinking mode the budget becomes THINKING_MAX_NEW_TOKENS and stops are dropped)."""
         return SamplingParams()
+
+    def sample_sampling(self, sample: dict, sampling: SamplingParams) -> SamplingParams:
+        """Per-sample adjustments of the run's sampling (e.g. MT-Bench's per-category temperature)."""
+        return sampling
 
     def turns(self, sample: dict) -> int:
         return 1

@@ -49,6 +49,10 @@ class GSM8K(GenerationTask):
         "Qwen3 report: 4-shot chain of thought (Qwen-1 README: 8-shot); exemplars of Wei et al. (2022) in "
         "GSM8K's '#### N' format; chat models get the shots as earlier turns"
     )
+    prompt_format = (
+        "base: 'Question: q\\nAnswer: worked answer ending #### N' x shots, then the question; "
+        "chat: each shot a user turn (instruction + question) and an assistant turn"
+    )
     default_shots = 4
 
     def load_mirror(self, root: Path) -> list[dict]:
@@ -64,7 +68,9 @@ class GSM8K(GenerationTask):
     def _shots(self) -> list[dict]:
         shots = embedded_records("gsm8k_fewshot.jsonl")
         if self.shots > len(shots):
-            raise QwenPipeError(f"gsm8k has {len(shots)} exemplars, {self.shots} shots asked", "lower the shot count")
+            raise QwenPipeError(
+                f"gsm8k has {len(shots)} exemplars, {self.shots} shots asked", "lower the shot count"
+            )
         return shots[: self.shots]
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:

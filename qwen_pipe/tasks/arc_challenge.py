@@ -1,0 +1,95 @@
+"""ARC (Clark et al., 2018): grade-school science questions; the Challenge set is the one retrieval and
+co-occurrence baselines get wrong. `ARCTask` is shared with ARC-Easy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.tasks import register
+from qwen_pipe.tasks.base import DataSource, embedded_records, mirror_file, read_jsonl, require_fields
+from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, generative_variant
+
+FIELDS = ("id", "question", "choices", "answerKey")
+RAW_FIELDS = ("id", "question", "answerKey")  # question = {stem, choices: [{text, label}]}
+ORACLE_EXCEPTIONS: dict[str, str] = {}
+
+
+def hub_record(raw: dict, path: Path, index: int) -> dict:
+    """An AI2 release record (question.stem, question.choices[{text, label}]) in the hub's schema.
+
+    A record already in the hub's schema (question a string, choices {text, label}) is returned as is.
+    """
+    question = raw["question"]
+    if isinstance(question, str) and isinstance(raw.get("choices"), dict):
+        return {f: raw[f] for f in FIELDS}
+    if not isinstance(question, dict) or "stem" not in question or "choices" not in question:
+        raise QwenPipeError(
+            f"{path}: record {index} has no question.stem / question.choices; expected fields "
+            "id, question{stem, choices[{text, label}]}, answerKey (AI2 release) or id, question, choices, answerKey",
+            "point the data dir at a mirror with the documented layout (docs/tasks.md) or fix the file",
+        )
+    return {
+        "id": raw["id"],
+        "question": question["stem"],
+        "choices": {
+            "text": [c["text"] for c in question["choices"]],
+            "label": [c["label"] for c in question["choices"]],
+        },
+        "answerKey": raw["answerKey"],
+    }
+
+
+def read_arc(path: Path) -> list[dict]:
+    raw = require_fields(read_jsonl(path), RAW_FIELDS, path)
+    return [hub_record(r, path, i) for i, r in enumerate(raw)]
+
+
+class ARCTask(MultipleChoiceTask):
+    """lm-eval's `arc_challenge` / `arc_easy`: 'Question: q\\nAnswer:' then each choice's text."""
+
+    fields = FIELDS
+    embedded_file: str
+
+    def load_mirror(self, root: Path) -> list[dict]:
+        return read_arc(mirror_file(root, self.source.mirror_files[0]))
+
+    def load_embedded(self) -> list[dict]:
+        return embedded_records(self.embedded_file)
+
+    def sample_id(self, record: dict, index: int) -> str:
+        return record["id"]
+
+    def query(self, sample: dict) -> str:
+        return f"Question: {sample['question']}\nAnswer:"
+
+    def choices(self, sample: dict) -> list[str]:
+        return list(sample["choices"]["text"])
+
+    def gold(self, sample: dict) -> list[int]:
+        return [sample["choices"]["label"].index(sample["answerKey"])]
+
+    def gen_question(self, sample: dict) -> str:
+        return sample["question"]
+
+
+@register
+class ARCChallenge(ARCTask):
+    name = "arc_challenge"
+    source = DataSource(
+        hub_id="allenai/ai2_arc",
+        hub_config="ARC-Challenge",
+        split="test",
+        rows=1172,
+        mirror_files=("arc_challenge/ARC-Challenge-Test.jsonl",),
+        embedded="8 questions written by qwen-pipe in ARC's hub format (a sample, not the benchmark)",
+    )
+    embedded_file = "arc_challenge_sample.jsonl"
+    published_setting = (
+        "lm-eval `arc_challenge` (test split, 0-shot, acc and acc_norm; acc_norm is the Open LLM Leaderboard's); "
+        "the Qwen2 model cards' 25-shot draws exemplars from the train split, which is not offline"
+    )
+    prompt_format = "'Question: q\\nAnswer:' then each choice scored as ' ' + text"
+
+
+register(generative_variant(ARCChallenge))

@@ -1,0 +1,29 @@
+"""ARC-Easy (Clark et al., 2018): the ARC questions that simple baselines answer; prompt and scoring as ARC-Challenge."""
+
+from __future__ import annotations
+
+from qwen_pipe.tasks import register
+from qwen_pipe.tasks.arc_challenge import ARCTask
+from qwen_pipe.tasks.base import DataSource
+from qwen_pipe.tasks.multiple_choice import generative_variant
+
+ORACLE_EXCEPTIONS: dict[str, str] = {}
+
+
+@register
+class ARCEasy(ARCTask):
+    name = "arc_easy"
+    source = DataSource(
+        hub_id="allenai/ai2_arc",
+        hub_config="ARC-Easy",
+        split="test",
+        rows=2376,
+        mirror_files=("arc_easy/ARC-Easy-Test.jsonl",),
+        embedded="8 questions written by qwen-pipe in ARC's hub format (a sample, not the benchmark)",
+    )
+    embedded_file = "arc_easy_sample.jsonl"
+    published_setting = "lm-eval `arc_easy` (test split, 0-shot, acc and acc_norm)"
+    prompt_format = "'Question: q\\nAnswer:' then each choice scored as ' ' + text"
+
+
+register(generative_variant(ARCEasy))
