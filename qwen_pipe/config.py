@@ -71,9 +71,7 @@ class TinyModel(Strict):
     def spec(self, name: str, models_dir: Path = MODELS_DIR) -> ModelSpec:
         from qwen_pipe.models.tiny import tiny_qwen3_architecture
 
-        arch = tiny_qwen3_architecture(
-            **self.model_dump(exclude={"seed", "size_class"}), dtype="bfloat16"
-        )
+        arch = tiny_qwen3_architecture(**self.model_dump(exclude={"seed", "size_class"}), dtype="bfloat16")
         return ModelSpec(
             name=name,
             hf_id=str(models_dir / name),
@@ -127,6 +125,7 @@ class GenerateParams(Strict):
     sample_seed: int = 0  # picks the sample_limit subset
     thinking: bool = False  # Qwen3 thinking mode; the <think> block is stripped before scoring
     max_new_tokens: int | None = Field(None, gt=0)  # None: each task's own budget, capped by the preset
+    flush_every: int = Field(64, gt=0)  # responses per cache chunk: a killed run loses at most this many
 
 
 class TaskParams(Strict):
@@ -136,6 +135,7 @@ class TaskParams(Strict):
 
 class ScoreParams(Strict):
     workers: int | None = Field(None, gt=0)  # code execution processes; None: one per core
+    flush_every: int = Field(64, gt=0)  # samples scored between flushes of the score cache
 
 
 class Params(Strict):
@@ -170,6 +170,12 @@ class Params(Strict):
         for name in [*self.run.datasets, *self.tasks]:
             if name not in task_names():
                 raise unknown_name("dataset", name, task_names())
+        for name in self.run.datasets:
+            if name not in self.tasks:  # dvc.yaml tracks tasks.<dataset> per cell
+                raise QwenPipeError(
+                    f"dataset {name} is in run.datasets but has no entry under tasks",
+                    f"add `{name}: {{}}` under tasks in params.yaml",
+                )
         for model, by_preset in self.preset_overrides.items():
             if model not in known_models:
                 raise unknown_name("model in preset_overrides", model, known_models)
@@ -204,7 +210,8 @@ class Params(Strict):
             return Preset.model_validate({**base.model_dump(), **override})
         except ValidationError as error:
             raise QwenPipeError(
-                f"preset_overrides.{model}.{preset}: {_describe(error)}", "correct that override in params.yaml"
+                f"preset_overrides.{model}.{preset}: {_describe(error)}",
+                "correct that override in params.yaml",
             ) from None
 
     def task_params(self, dataset: str) -> TaskParams:
@@ -227,10 +234,13 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise QwenPipeError(
-            f"{path} is not valid YAML{where}: {getattr(error, 'problem', error)}", "fix the YAML syntax there"
+            f"{path} is not valid YAML{where}: {getattr(error, 'problem', error)}",
+            "fix the YAML syntax there",
         ) from None
     if not isinstance(raw, dict):
-        raise QwenPipeError(f"{path} must hold a mapping of parameter groups", "see the README's params section")
+        raise QwenPipeError(
+            f"{path} must hold a mapping of parameter groups", "see the README's params section"
+        )
     try:
         return Params.model_validate(raw)
     except QwenPipeError:
@@ -239,4 +249,6 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         cause = error.errors()[0].get("ctx", {}).get("error")
         if isinstance(cause, QwenPipeError):
             raise cause from None
-        raise QwenPipeError(f"{path}: {_describe(error)}", "correct that value (see params.yaml comments)") from None
+        raise QwenPipeError(
+            f"{path}: {_describe(error)}", "correct that value (see params.yaml comments)"
+        ) from None

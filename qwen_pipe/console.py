@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -30,6 +31,15 @@ def run(app: typer.Typer, argv: list[str] | None = None) -> None:
             print(f"error: {error.format_message()}", file=sys.stderr)
         sys.exit(error.exit_code)
     except OSError as error:  # disk full, permissions: the system's own message names the file
-        print(f"error: {error.strerror or error} ({getattr(error, 'filename', '') or 'no file'})", file=sys.stderr)
+        print(f"error: {os_error_line(error)}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def os_error_line(error: OSError) -> str:
+    where = getattr(error, "filename", None) or "a file"
+    if error.errno == errno.ENOSPC:
+        return f"no space left on the device while writing {where} (fix: free disk space and rerun: finished work is kept)"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {where}: {error.strerror} (fix: check the folder's permissions or pick another output dir)"
+    return f"{error.strerror or error} ({where})"

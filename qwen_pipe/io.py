@@ -10,11 +10,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file and a rename: readers see the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        # surrogatepass: a model's output may hold lone surrogates (undecodable bytes); keep them, don't crash
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -25,11 +27,13 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data) -> None:
-    _atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    _atomic_write(path, "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows))
+    atomic_write_text(
+        path, "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+    )
 
 
 def read_json(path: Path):
@@ -39,5 +43,5 @@ def read_json(path: Path):
 def read_jsonl(path: Path) -> list[dict]:
     """Rows of a JSONL file (gzip-compressed when the name ends in .gz)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with opener(path, "rt", encoding="utf-8", errors="surrogatepass") as handle:
         return [json.loads(line) for line in handle if line.strip()]

@@ -6,20 +6,19 @@ fails while running is recorded and the others go on.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qwen_pipe.config import MODELS_DIR, Params
-from qwen_pipe.engines import make_engine
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.evaluation import select_samples
 from qwen_pipe.io import write_json, write_jsonl
-from qwen_pipe.pipeline import run_generation, run_scoring
+from qwen_pipe.pipeline import generate_isolated, output_layout, score_cell
 from qwen_pipe.report import fmt
 from qwen_pipe.sources.fetch import load_records
 from qwen_pipe.tasks import get_task
+from qwen_pipe.tasks.base import GenerationTask
 
 SUMMARY_KEYS = ("primary_metric", "score", "stderr", "n", "metrics", "embedded_sample", "shots", "thinking")
 
@@ -35,6 +34,7 @@ class EvalRequest:
     output_dir: Path
     thinking: bool = False
     detailed: bool = False
+    cache_dir: Path = Path(".cache/eval")
 
 
 def ensure_tiny_model(params: Params, name: str) -> None:
@@ -50,49 +50,57 @@ def ensure_tiny_model(params: Params, name: str) -> None:
 def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] | None = None) -> dict:
     say = echo or (lambda _: None)
     params = params.model_copy(
-        update={"generate": params.generate.model_copy(update={"thinking": request.thinking, "preset": request.preset})}
+        update={
+            "generate": params.generate.model_copy(
+                update={"thinking": request.thinking, "preset": request.preset}
+            )
+        }
     )
     source = "mirror" if request.data_dir else params.fetch.source
     data_dir = request.data_dir or params.fetch.data_dir
     tasks = {name: get_task(name, shots=params.task_params(name).shots) for name in request.datasets}
     data = {name: load_records(task, source, data_dir) for name, task in tasks.items()}  # fail fast
-    out = request.output_dir
+    if request.engine == "oracle":
+        for name, task in tasks.items():
+            records = data[name][0]
+            if isinstance(task, GenerationTask) and records and task.gold_output(records[0]) is None:
+                raise QwenPipeError(
+                    f"{name} has no gold answers, so the oracle engine cannot answer it",
+                    "leave it out of --datasets, or evaluate it with a model engine",
+                )
+    layout = output_layout(request.output_dir, request.cache_dir)
     results: dict[str, dict[str, dict]] = {}
     failures: list[dict] = []
     for model in request.models:
         spec = params.model(model)
         results[model] = {}
-        try:
-            if spec.tiny:
-                ensure_tiny_model(params, model)
-            preset = params.preset_for(model, request.preset)
-            engine = make_engine(request.engine, spec, preset, params.engine, seed=params.generate.seed)
-        except Exception as error:
-            failures.append(_failure("load", model, None, error))
-            say(f"{model}: failed to load: {failures[-1]['message']}")
-            continue
-        try:
-            for name, task in tasks.items():
-                records, info = data[name]
-                samples = select_samples(records, request.sample_limit, params.generate.sample_seed)
-                try:
-                    generations, meta = run_generation(params, spec, task, samples, engine, asdict(info))
-                    rows, result = run_scoring(task, records, generations, meta)
-                except Exception as error:
-                    failures.append(_failure("evaluate", model, name, error))
-                    say(f"{model} x {name}: failed: {failures[-1]['message']}")
-                    continue
-                if request.detailed:
-                    result["failed_samples"] = [r["id"] for r in rows if not r["correct"]]
-                write_jsonl(out / "generations" / model / f"{name}.jsonl", generations)
-                write_jsonl(out / "scores" / model / f"{name}.jsonl", rows)
-                write_json(out / "metrics" / model / f"{name}.json", result)
-                results[model][name] = result
-                say(f"{model} x {name}: {result['primary_metric']} = {fmt(result['score'])} ± {fmt(result['stderr'])} (n={result['n']})")
-        finally:
-            engine.close()
+        if spec.tiny:
+            ensure_tiny_model(params, model)
+        chosen = {
+            name: (select_samples(records, request.sample_limit, params.generate.sample_seed), asdict(info))
+            for name, (records, info) in data.items()
+        }
+        outcomes = generate_isolated(params, model, chosen, layout, request.engine)
+        for name, task in tasks.items():
+            if "failure" in outcomes[name]:
+                failures.append(outcomes[name]["failure"])
+                say(f"{model} x {name}: failed: {failures[-1]['error_type']}: {failures[-1]['message']}")
+                continue
+            rows, result = score_cell(task, data[name][0], layout, model, params.score.flush_every)
+            if request.detailed:
+                result["failed_samples"] = [r["id"] for r in rows if not r["correct"]]
+            write_jsonl(layout.scores / model / f"{name}.jsonl", rows)
+            write_json(layout.metrics / model / f"{name}.json", result)
+            results[model][name] = result
+            say(
+                f"{model} x {name}: {result['primary_metric']} = {fmt(result['score'])} ± {fmt(result['stderr'])} (n={result['n']})"
+            )
+    out = request.output_dir
     summary = {
-        "results": {m: {d: {k: doc.get(k) for k in SUMMARY_KEYS} for d, doc in by.items()} for m, by in results.items()},
+        "results": {
+            m: {d: {k: doc.get(k) for k in SUMMARY_KEYS} for d, doc in by.items()}
+            for m, by in results.items()
+        },
         "failures": failures,
         "engine": request.engine,
         "preset": request.preset,
@@ -104,22 +112,10 @@ def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] |
         first = failures[0]
         raise QwenPipeError(
             f"{len(failures)} evaluation(s) failed (first: {first['model']} {first['dataset'] or ''} "
-            f"{first['type']}: {first['message']}); the other results are in {out}",
+            f"{first['error_type']}: {first['message']}); the other results are in {out}",
             "see results.json `failures`",
         )
     return summary
-
-
-def _failure(stage: str, model: str, dataset: str | None, error: BaseException) -> dict:
-    message = error.line() if isinstance(error, QwenPipeError) else str(error).splitlines()[0][:300] if str(error) else ""
-    return {
-        "stage": stage,
-        "model": model,
-        "dataset": dataset,
-        "type": type(error).__name__,
-        "message": message,
-        "trace": None if isinstance(error, QwenPipeError) else traceback.format_exc()[-1500:],
-    }
 
 
 def _report(summary: dict, results: dict, request: EvalRequest) -> str:
@@ -144,10 +140,20 @@ def _report(summary: dict, results: dict, request: EvalRequest) -> str:
         lines += ["", "## Per-metric detail", ""]
         for model, by_dataset in results.items():
             for dataset, doc in by_dataset.items():
-                metrics = ", ".join(f"{k} {fmt(v['value'])} ± {fmt(v['stderr'])}" for k, v in doc["metrics"].items())
+                metrics = ", ".join(
+                    f"{k} {fmt(v['value'])} ± {fmt(v['stderr'])}"
+                    for k, v in doc["metrics"].items()
+                    if not k.startswith("_")
+                )
                 failed = doc.get("failed_samples", [])
-                lines.append(f"- {model} x {dataset}: {metrics}; {len(failed)} incorrect" + (f": {', '.join(failed[:20])}" if failed else ""))
+                lines.append(
+                    f"- {model} x {dataset}: {metrics}; {len(failed)} incorrect"
+                    + (f": {', '.join(failed[:20])}" if failed else "")
+                )
     if summary["failures"]:
         lines += ["", "## Failures", ""]
-        lines += [f"- {f['stage']} {f['model']} {f['dataset'] or ''}: {f['type']}: {f['message']}" for f in summary["failures"]]
+        lines += [
+            f"- {f['stage']} {f['model']} {f['dataset'] or ''}: {f['error_type']}: {f['message']}"
+            for f in summary["failures"]
+        ]
     return "\n".join(lines) + "\n"

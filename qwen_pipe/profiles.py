@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from qwen_pipe.errors import QwenPipeError, unknown_name
@@ -12,7 +13,7 @@ def _merge(target, values: dict, prefix: str, changed: list[str]) -> None:
         if isinstance(value, dict) and isinstance(target.get(key), dict):
             _merge(target[key], value, f"{prefix}{key}.", changed)
         elif target.get(key) != value:
-            target[key] = value
+            target[key] = copy.deepcopy(value)  # a copy, or ruamel writes the profile's node as an alias
             changed.append(f"{prefix}{key}")
 
 
@@ -24,6 +25,10 @@ def apply_profile(path: Path, name: str) -> list[str]:
 
     yaml = YAML()
     yaml.preserve_quotes = True
+    yaml.width = 4096  # keep flow lists on one line
+    yaml.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
     if not path.is_file():
         raise QwenPipeError(f"{path} not found", "run from the repository root")
     document = yaml.load(path.read_text(encoding="utf-8"))
@@ -42,5 +47,7 @@ def apply_profile(path: Path, name: str) -> list[str]:
         load_params(path)
     except QwenPipeError as error:
         path.write_text(backup, encoding="utf-8")
-        raise QwenPipeError(f"profile {name} makes params.yaml invalid: {error.line()}", "fix the profile") from None
+        raise QwenPipeError(
+            f"profile {name} makes params.yaml invalid: {error.line()}", "fix the profile"
+        ) from None
     return changed

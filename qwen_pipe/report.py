@@ -7,6 +7,7 @@ from pathlib import Path
 from qwen_pipe.io import read_json
 
 METRICS = Path("metrics")
+MAX_ERROR_RATE = 0.05  # the plan's bound on failed cells and requests per run
 
 
 def fmt(value, digits: int = 4) -> str:
@@ -37,7 +38,9 @@ def load_metrics(root: Path = METRICS) -> dict:
             out.setdefault(path.parent.name, {})[path.stem] = read_json(path)
         return out
 
-    optional = {name: root / f"{name}.json" for name in ("validate", "scaling")}
+    optional = {
+        name: root / f"{name}.json" for name in ("validate", "scaling", "performance", "cost_scaling")
+    }
     return {
         "eval": nested("eval"),
         "coverage": nested("coverage"),
@@ -68,18 +71,54 @@ def readiness(metrics: dict) -> list[dict]:
         passed = sum(1 for r in results if r and r["status"] == "PASS")
         if cells:
             checks.append(
-                {"check": label, "value": f"{passed}/{len(cells)} configurations", "status": "PASS" if passed == len(cells) else "FAIL"}
+                {
+                    "check": label,
+                    "value": f"{passed}/{len(cells)} configurations",
+                    "status": "PASS" if passed == len(cells) else "FAIL",
+                }
             )
     evals = [doc for by_dataset in metrics["eval"].values() for doc in by_dataset.values()]
     if evals:
-        checks.append({"check": "evaluations with results", "value": f"{len(evals)} model x dataset cells", "status": "PASS"})
+        failed = [d for d in evals if d.get("status") == "failed"]
+        requests = sum(d.get("requests", 0) for d in evals)
+        errors = sum(d.get("request_errors", 0) for d in evals)
+        rate = (len(failed) + errors / max(requests, 1) * (len(evals) - len(failed))) / len(evals)
+        checks.append(
+            {
+                "check": f"error rate < {MAX_ERROR_RATE:.0%}",
+                "value": f"{rate:.2%} ({len(failed)}/{len(evals)} cells failed, {errors}/{requests} requests failed)",
+                "status": "PASS" if rate < MAX_ERROR_RATE else "FAIL",
+            }
+        )
     return checks
+
+
+def failures(metrics: dict) -> list[dict]:
+    """Every recorded failure: evaluation cells that produced no result, coverage cells that did not load."""
+    out = [
+        d["failure"] for by in metrics["eval"].values() for d in by.values() if d.get("status") == "failed"
+    ]
+    for by_preset in metrics["coverage"].values():
+        for doc in by_preset.values():
+            if doc.get("error"):
+                error = doc["error"]
+                out.append(
+                    {
+                        "stage": "coverage",
+                        "model": doc["model"],
+                        "preset": doc["preset"],
+                        "dataset": None,
+                        "error_type": error.get("type"),
+                        "message": error.get("message"),
+                    }
+                )
+    return out
 
 
 def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
     lines = [f"# {title}", ""]
     evals = metrics["eval"]
-    any_doc = next((d for by in evals.values() for d in by.values()), None)
+    any_doc = next((d for by in evals.values() for d in by.values() if d.get("status") != "failed"), None)
     if any_doc:
         prov = any_doc["provenance"]
         hw = prov["hardware"]
@@ -91,7 +130,9 @@ def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
             "",
         ]
     lines += ["## Readiness", ""]
-    lines += _table(["check", "measured", "status"], [[c["check"], c["value"], c["status"]] for c in readiness(metrics)])
+    lines += _table(
+        ["check", "measured", "status"], [[c["check"], c["value"], c["status"]] for c in readiness(metrics)]
+    )
     lines.append("")
 
     if evals:
@@ -106,6 +147,9 @@ def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
         rows = []
         for model, by_dataset in sorted(evals.items()):
             for dataset, doc in sorted(by_dataset.items()):
+                if doc.get("status") == "failed":
+                    rows.append([model, dataset, doc["primary_metric"], "FAILED", "-", 0, "-", "-"])
+                    continue
                 rows.append(
                     [
                         model,
@@ -120,41 +164,53 @@ def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
                 )
         lines += _table(["model", "dataset", "metric", "score", "stderr", "n", "shots", "thinking"], rows)
         lines.append("")
+        sandboxes = {
+            d["sandbox"]["mode"]: d["sandbox"]
+            for by in evals.values()
+            for d in by.values()
+            if d.get("sandbox")
+        }
+        for mode, sandbox in sorted(sandboxes.items()):
+            warning = (
+                f" **WARNING: {sandbox['why_not_stronger']}**" if sandbox.get("why_not_stronger") else ""
+            )
+            lines += [
+                f"Model-written code ran in the `{mode}` sandbox: {sandbox.get('namespaces', 'no namespaces')}; "
+                f"network {sandbox.get('network')}; {sandbox.get('filesystem')}.{warning}",
+                "",
+            ]
 
-    coverage = metrics["coverage"]
-    if coverage:
-        lines += ["## Coverage (load, throughput, memory)", ""]
-        rows = []
-        for model, by_preset in sorted(coverage.items()):
-            for preset, doc in sorted(by_preset.items()):
-                rows.append(
-                    [
-                        model,
-                        preset,
-                        doc["status"],
-                        doc.get("load_seconds"),
-                        doc.get("output_tokens_per_s"),
-                        doc.get("prefill_tokens_per_s"),
-                        doc.get("peak_gpu_allocated_gib") or doc.get("peak_rss_gib"),
-                        doc.get("memory_fraction"),
-                        "yes" if doc.get("dummy_weights") else "no",
-                    ]
-                )
-        lines += _table(
-            ["model", "preset", "status", "load s", "output tok/s", "prefill tok/s", "peak GiB", "memory fraction", "dummy weights"],
-            rows,
-        )
-        lines.append("")
+    lines += performance_section(metrics)
 
     scaling = metrics.get("scaling")
     if scaling and scaling["pairs"]:
         lines += ["## Scaling (large vs small, per family)", ""]
         rows = [
-            [p["family"], p["small"], p["large"], p["parameters"]["ratio"], p["throughput_ratio"], p["throughput_efficiency"], p["memory_ratio"], p["memory_efficiency"], p["mean_delta"]]
+            [
+                p["family"],
+                p["small"],
+                p["large"],
+                p["parameters"]["ratio"],
+                p["throughput_ratio"],
+                p["throughput_efficiency"],
+                p["memory_ratio"],
+                p["memory_efficiency"],
+                p["mean_delta"],
+            ]
             for p in scaling["pairs"]
         ]
         lines += _table(
-            ["family", "small", "large", "parameter ratio", "throughput ratio", "throughput efficiency", "memory ratio", "memory efficiency", "mean accuracy delta"],
+            [
+                "family",
+                "small",
+                "large",
+                "parameter ratio",
+                "throughput ratio",
+                "throughput efficiency",
+                "memory ratio",
+                "memory efficiency",
+                "mean accuracy delta",
+            ],
             rows,
         )
         lines.append("")
@@ -164,16 +220,128 @@ def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
             for dataset, d in sorted(p["datasets"].items())
         ]
         if rows:
-            lines += _table(["family", "dataset", "small", "large", "delta", "delta stderr", "significant"], rows)
+            lines += _table(
+                ["family", "dataset", "small", "large", "delta", "delta stderr", "significant"], rows
+            )
             lines.append("")
+
+    failed = failures(metrics)
+    if failed:
+        lines += [
+            "## Failures",
+            "",
+            "Recorded and isolated: every other cell's results above are complete.",
+            "",
+        ]
+        lines += _table(
+            ["stage", "model", "preset", "dataset", "error", "message"],
+            [
+                [
+                    f["stage"],
+                    f["model"],
+                    f.get("preset") or "-",
+                    f.get("dataset") or "-",
+                    f["error_type"],
+                    f["message"],
+                ]
+                for f in failed
+            ],
+        )
+        lines.append("")
 
     validate = metrics.get("validate")
     if validate:
         lines += ["## Configurations (validate)", ""]
         rows = [
-            [c["model"], c["preset"], c["status"], c["memory"]["total_gib"], c["memory"]["budget_gib"], "; ".join(c["reasons"])]
+            [
+                c["model"],
+                c["preset"],
+                c["status"],
+                c["memory"]["total_gib"],
+                c["memory"]["budget_gib"],
+                "; ".join(c["reasons"]),
+            ]
             for c in validate["checks"]
         ]
         lines += _table(["model", "preset", "status", "estimate GiB", "budget GiB", "reasons"], rows)
         lines.append("")
     return "\n".join(lines)
+
+
+def performance_section(metrics: dict, report_dir: Path = Path("reports")) -> list[str]:
+    """The performance matrix and the cost-scaling sweep, with their figures (metrics/performance.json,
+    metrics/cost_scaling.json)."""
+    import os
+
+    lines: list[str] = []
+    matrix = metrics.get("performance")
+    if matrix and matrix.get("rows"):
+        lines += ["## Performance matrix (model x preset)", ""]
+        if any(r.get("dummy_weights") for r in matrix["rows"]):
+            lines += [
+                "Dummy weights: random weights of the real architecture (throughput and memory only).",
+                "",
+            ]
+        lines += _table(
+            [
+                "model",
+                "preset",
+                "status",
+                "gen tok/s",
+                "prefill tok/s",
+                "TTFT s",
+                "TPOT s",
+                "peak GiB",
+                "memory fraction",
+                "GPU util %",
+                "load s",
+                "engine start s",
+                "KV tokens",
+            ],
+            [
+                [
+                    r["model"],
+                    r["preset"],
+                    r["status"],
+                    r["output_tokens_per_s"],
+                    r["prefill_tokens_per_s"],
+                    r["time_to_first_token_s"],
+                    r["time_per_output_token_s"],
+                    r["peak_memory_gib"],
+                    r["memory_fraction"],
+                    r["gpu_utilisation_mean"],
+                    r["load_seconds"],
+                    r["engine_start_seconds"],
+                    r["kv_cache_tokens"],
+                ]
+                for r in matrix["rows"]
+            ],
+        )
+        lines.append("")
+        if matrix.get("missing"):
+            lines += [f"Not measured: {', '.join(matrix['missing'])}.", ""]
+        if matrix.get("figure"):
+            lines += [f"![performance matrix]({os.path.relpath(matrix['figure'], report_dir)})", ""]
+    cost = metrics.get("cost_scaling")
+    if cost and cost.get("status") == "PASS":
+        lines += [f"## Cost scaling ({cost['model']}, {cost['preset']})", ""]
+        rows = [
+            ["prompts", p["prompts"], p["max_new_tokens"], p["wall_seconds"], p["output_tokens_per_s"]]
+            for p in cost["by_prompts"]
+        ]
+        rows += [
+            ["output length", p["prompts"], p["max_new_tokens"], p["wall_seconds"], p["output_tokens_per_s"]]
+            for p in cost["by_output_length"]
+        ]
+        lines += _table(["sweep", "prompts", "new tokens", "wall s", "gen tok/s"], rows)
+        fits = cost["fits"]
+        lines += [
+            "",
+            f"Batching gain (tokens/s at the most prompts over one prompt): {fmt(cost['batching_gain'])}; "
+            f"marginal cost per prompt: {fmt(fits['wall_vs_prompts'].get('marginal_seconds_per_prompt'))} s; "
+            f"one decode step of the batch: {fmt(fits['wall_vs_output_length'].get('slope'))} s.",
+            "",
+        ]
+        if cost.get("figure"):
+            lines += [f"![cost scaling]({os.path.relpath(cost['figure'], report_dir)})", ""]
+    return lines

@@ -13,7 +13,9 @@ def family_pairs(params: Params, models: list[str]) -> list[tuple[str, str, str]
     for name in models:
         spec = params.model(name)
         by_family.setdefault(spec.family, {})[spec.size_class] = name
-    return [(f, s["small"], s["large"]) for f, s in sorted(by_family.items()) if {"small", "large"} <= s.keys()]
+    return [
+        (f, s["small"], s["large"]) for f, s in sorted(by_family.items()) if {"small", "large"} <= s.keys()
+    ]
 
 
 def _ratio(large: float | None, small: float | None) -> float | None:
@@ -52,8 +54,7 @@ def compare_pair(
     cov_small = coverage.get(small, {}).get(preset, {})
     cov_large = coverage.get(large, {}).get(preset, {})
     throughput_ratio = _ratio(cov_large.get("output_tokens_per_s"), cov_small.get("output_tokens_per_s"))
-    memory_ratio = _ratio(cov_large.get("peak_gpu_allocated_gib") or cov_large.get("peak_rss_gib"),
-                          cov_small.get("peak_gpu_allocated_gib") or cov_small.get("peak_rss_gib"))
+    memory_ratio = _ratio(cov_large.get("peak_memory_gib"), cov_small.get("peak_memory_gib"))
     return {
         "family": family,
         "small": small,

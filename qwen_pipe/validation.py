@@ -63,7 +63,9 @@ def estimate_memory(spec: ModelSpec, preset: Preset, device: ValidateParams) -> 
     )
 
 
-def check_configuration(spec: ModelSpec, preset_name: str, preset: Preset, device: ValidateParams) -> ConfigCheck:
+def check_configuration(
+    spec: ModelSpec, preset_name: str, preset: Preset, device: ValidateParams
+) -> ConfigCheck:
     arch = spec.architecture
     failures: list[str] = []
     notes: list[str] = []
@@ -80,7 +82,9 @@ def check_configuration(spec: ModelSpec, preset_name: str, preset: Preset, devic
     if preset.max_model_len > arch.max_position_embeddings:
         notes.append(f"max_model_len capped at the model's {arch.max_position_embeddings} positions")
     if preset.quantization and preset.quantization != "fp8":
-        failures.append(f"quantization {preset.quantization} needs a pre-quantised checkpoint; {spec.hf_id} is not one")
+        failures.append(
+            f"quantization {preset.quantization} needs a pre-quantised checkpoint; {spec.hf_id} is not one"
+        )
     memory = estimate_memory(spec, preset, device)
     if memory.total_gib > memory.budget_gib:
         failures.append(

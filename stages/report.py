@@ -22,7 +22,9 @@ def main() -> None:
     REPORT.write_text(render_markdown(metrics), encoding="utf-8")
     checks = readiness(metrics)
     write_json(SUMMARY, {"ready": all(c["status"] == "PASS" for c in checks), "checks": checks})
-    typer.echo(f"wrote {REPORT} and {SUMMARY}: {sum(c['status'] == 'PASS' for c in checks)}/{len(checks)} checks PASS")
+    typer.echo(
+        f"wrote {REPORT} and {SUMMARY}: {sum(c['status'] == 'PASS' for c in checks)}/{len(checks)} checks PASS"
+    )
 
 
 if __name__ == "__main__":

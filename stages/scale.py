@@ -27,7 +27,11 @@ def collect(root: Path) -> dict[str, dict[str, dict]]:
 def main() -> None:
     params = load_params()
     evals, coverage = collect(Path("metrics/eval")), collect(Path("metrics/coverage"))
-    evals = {m: {d: doc for d, doc in by.items() if d in params.run.datasets} for m, by in evals.items() if m in params.run.models}
+    evals = {
+        m: {d: doc for d, doc in by.items() if d in params.run.datasets and doc.get("status") != "failed"}
+        for m, by in evals.items()
+        if m in params.run.models
+    }
     pairs = [
         compare_pair(params, family, small, large, evals, coverage, params.generate.preset)
         for family, small, large in family_pairs(params, params.run.models)

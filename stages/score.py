@@ -7,8 +7,8 @@ import typer
 from qwen_pipe.config import load_params
 from qwen_pipe.console import run
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.io import read_json, read_jsonl, write_json, write_jsonl
-from qwen_pipe.pipeline import DATASETS_DIR, EVAL_METRICS_DIR, GENERATIONS_DIR, SCORES_DIR, run_scoring
+from qwen_pipe.io import write_json, write_jsonl
+from qwen_pipe.pipeline import DATASETS_DIR, PIPELINE, score_cell
 from qwen_pipe.sources.fetch import read_dataset
 from qwen_pipe.tasks import get_task
 
@@ -20,13 +20,22 @@ def main(model: str = typer.Option(...), dataset: str = typer.Option(...)) -> No
     params = load_params()
     task = get_task(dataset, shots=params.task_params(dataset).shots)
     records, _ = read_dataset(DATASETS_DIR, dataset)
-    path = GENERATIONS_DIR / model / f"{dataset}.jsonl"
-    if not path.is_file():
-        raise QwenPipeError(f"{path} not found", f"run generate first: dvc repro generate@{model}-{dataset}")
-    rows, result = run_scoring(task, records, read_jsonl(path), read_json(path.with_suffix(".meta.json")))
-    write_jsonl(SCORES_DIR / model / f"{dataset}.jsonl", rows)
-    write_json(EVAL_METRICS_DIR / model / f"{dataset}.json", result)
-    typer.echo(f"{model} x {dataset}: {result['primary_metric']} = {result['score']:.4f} ± {result['stderr']:.4f} (n={result['n']})")
+    if not PIPELINE.meta(model, dataset).is_file():
+        raise QwenPipeError(
+            f"{PIPELINE.meta(model, dataset)} not found",
+            f"run generate first: dvc repro generate@{model}-{dataset}",
+        )
+    rows, result = score_cell(task, records, PIPELINE, model, params.score.flush_every)
+    write_jsonl(PIPELINE.scores / model / f"{dataset}.jsonl", rows)
+    write_json(PIPELINE.metrics / model / f"{dataset}.json", result)
+    if result["status"] == "failed":
+        typer.echo(
+            f"{model} x {dataset}: no score, generation failed: {result['failure']['message']}", err=True
+        )
+    else:
+        typer.echo(
+            f"{model} x {dataset}: {result['primary_metric']} = {result['score']:.4f} ± {result['stderr']:.4f} (n={result['n']})"
+        )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,15 @@ def main(engine_name: str, model: str) -> None:
     if engine_name == "vllm":
         from qwen_pipe.engines.vllm_engine import VLLMEngine
 
-        engine = VLLMEngine(model, engine_args={"dtype": "bfloat16", "enforce_eager": True, "max_model_len": 512,
-                                                "enable_prefix_caching": False})
+        engine = VLLMEngine(
+            model,
+            engine_args={
+                "dtype": "bfloat16",
+                "enforce_eager": True,
+                "max_model_len": 512,
+                "enable_prefix_caching": False,
+            },
+        )
     else:
         from qwen_pipe.engines.transformers_engine import TransformersEngine
 
@@ -32,9 +39,23 @@ def main(engine_name: str, model: str) -> None:
     generations = engine.generate([GenerationRequest(p, greedy) for p in PROMPTS])
     with_stop = engine.generate([GenerationRequest(p, stopped) for p in PROMPTS])
     logliks = engine.loglikelihood([LoglikelihoodRequest(c, x) for c, x in PAIRS])
+    too_long = (
+        engine.generate([GenerationRequest("word " * 600, greedy), GenerationRequest(PROMPTS[0], greedy)])
+        if engine_name == "vllm"
+        else []
+    )
     tokens = [engine.tokenizer.encode(g.text, add_special_tokens=False) for g in generations]
-    print(json.dumps({"generations": [asdict(g) for g in generations], "tokens": tokens,
-                      "with_stop": [asdict(g) for g in with_stop], "loglikelihoods": [asdict(x) for x in logliks]}))
+    print(
+        json.dumps(
+            {
+                "generations": [asdict(g) for g in generations],
+                "tokens": tokens,
+                "with_stop": [asdict(g) for g in with_stop],
+                "loglikelihoods": [asdict(x) for x in logliks],
+                "too_long": [asdict(g) for g in too_long],
+            }
+        )
+    )
     engine.close()
 
 

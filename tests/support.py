@@ -20,7 +20,9 @@ def mirror_dir() -> Path:
     return path
 
 
-def qwen_pipe(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def qwen_pipe(
+    *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run the CLI as a user would, in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "qwen_pipe.cli", *args],

@@ -19,8 +19,16 @@ def assert_one_line_error(done, *fragments: str) -> None:
 
 
 def test_every_command_has_help():
-    for command in (["--help"], ["models", "--help"], ["datasets", "list", "--help"], ["datasets", "summary", "--help"],
-                    ["validate", "--help"], ["eval", "--help"], ["coverage", "--help"], ["profile", "--help"]):
+    for command in (
+        ["--help"],
+        ["models", "--help"],
+        ["datasets", "list", "--help"],
+        ["datasets", "summary", "--help"],
+        ["validate", "--help"],
+        ["eval", "--help"],
+        ["coverage", "--help"],
+        ["profile", "--help"],
+    ):
         done = qwen_pipe(*command)
         assert done.returncode == 0 and "Usage" in done.stdout, command
 
@@ -49,21 +57,37 @@ def test_validate_lists_eighteen_configurations():
 def test_datasets_list_has_source_split_n_metric():
     rows = json.loads(qwen_pipe("datasets", "list", "--json").stdout)
     gsm8k = next(r for r in rows if r["name"] == "gsm8k")
-    assert gsm8k == {**gsm8k, "source": "openai/gsm8k (main)", "split": "test", "n": 1319, "metric": "flexible_match"}
+    assert gsm8k == {
+        **gsm8k,
+        "source": "openai/gsm8k (main)",
+        "split": "test",
+        "n": 1319,
+        "metric": "flexible_match",
+    }
 
 
 def test_unknown_model_preset_dataset():
-    assert_one_line_error(qwen_pipe("eval", "--models", "qwen9", "--datasets", "gsm8k"), "unknown model 'qwen9'", "qwen3_8b")
     assert_one_line_error(
-        qwen_pipe("eval", "--models", "tiny_small", "--datasets", "gsm8k", "--preset", "warp"), "unknown preset 'warp'", "balanced"
+        qwen_pipe("eval", "--models", "qwen9", "--datasets", "gsm8k"), "unknown model 'qwen9'", "qwen3_8b"
     )
-    assert_one_line_error(qwen_pipe("eval", "--models", "tiny_small", "--datasets", "gsm9k"), "unknown dataset 'gsm9k'", "gsm8k")
-    assert_one_line_error(qwen_pipe("coverage", "--models", "nope", "--validate-only"), "unknown model 'nope'")
+    assert_one_line_error(
+        qwen_pipe("eval", "--models", "tiny_small", "--datasets", "gsm8k", "--preset", "warp"),
+        "unknown preset 'warp'",
+        "balanced",
+    )
+    assert_one_line_error(
+        qwen_pipe("eval", "--models", "tiny_small", "--datasets", "gsm9k"), "unknown dataset 'gsm9k'", "gsm8k"
+    )
+    assert_one_line_error(
+        qwen_pipe("coverage", "--models", "nope", "--validate-only"), "unknown model 'nope'"
+    )
 
 
 def test_malformed_params_file(tmp_path):
     bad = tmp_path / "params.yaml"
-    bad.write_text((ROOT / "params.yaml").read_text().replace("models: [tiny_small, tiny_large]", "models: [tiny_small"))
+    bad.write_text(
+        (ROOT / "params.yaml").read_text().replace("models: [tiny_small, tiny_large]", "models: [tiny_small")
+    )
     assert_one_line_error(qwen_pipe("validate", "--params", str(bad)), "not valid YAML", "fix:")
     bad.write_text((ROOT / "params.yaml").read_text().replace("max_num_seqs: 32", "max_num_seqs: lots"))
     assert_one_line_error(qwen_pipe("models", "--params", str(bad)), "presets.balanced.max_num_seqs")
@@ -72,17 +96,47 @@ def test_malformed_params_file(tmp_path):
 def test_dataset_missing_offline(tmp_path):
     empty = tmp_path / "mirror"
     empty.mkdir()
-    done = qwen_pipe("eval", "--models", "tiny_small", "--datasets", "gsm8k", "--engine", "oracle", "--data-dir", str(empty))
+    done = qwen_pipe(
+        "eval",
+        "--models",
+        "tiny_small",
+        "--datasets",
+        "gsm8k",
+        "--engine",
+        "oracle",
+        "--data-dir",
+        str(empty),
+    )
     assert_one_line_error(done, "gsm8k/test.jsonl not found", "--data-dir")
-    done = qwen_pipe("eval", "--models", "tiny_small", "--datasets", "gsm8k", "--engine", "oracle", "--data-dir", str(tmp_path / "nowhere"))
+    done = qwen_pipe(
+        "eval",
+        "--models",
+        "tiny_small",
+        "--datasets",
+        "gsm8k",
+        "--engine",
+        "oracle",
+        "--data-dir",
+        str(tmp_path / "nowhere"),
+    )
     assert_one_line_error(done, "does not exist")
 
 
 def test_dataset_from_the_hub_offline(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text((ROOT / "params.yaml").read_text().replace("source: embedded ", "source: hub "))
-    done = qwen_pipe("eval", "--models", "tiny_small", "--datasets", "gsm8k", "--engine", "oracle", "--params", str(params),
-                     env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    done = qwen_pipe(
+        "eval",
+        "--models",
+        "tiny_small",
+        "--datasets",
+        "gsm8k",
+        "--engine",
+        "oracle",
+        "--params",
+        str(params),
+        env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )
     assert_one_line_error(done, "cannot load openai/gsm8k", "mirror")
 
 
@@ -91,5 +145,15 @@ def test_renamed_field_in_mirror_file(tmp_path, mirror):
     broken.mkdir()
     text = (mirror / "gsm8k" / "test.jsonl").read_text().replace('"question":', '"problem":')
     (broken / "test.jsonl").write_text(text)
-    done = qwen_pipe("eval", "--models", "tiny_small", "--datasets", "gsm8k", "--engine", "oracle", "--data-dir", str(tmp_path))
+    done = qwen_pipe(
+        "eval",
+        "--models",
+        "tiny_small",
+        "--datasets",
+        "gsm8k",
+        "--engine",
+        "oracle",
+        "--data-dir",
+        str(tmp_path),
+    )
     assert_one_line_error(done, "test.jsonl", "lacks field(s) question", "expected fields question, answer")

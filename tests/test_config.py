@@ -9,6 +9,7 @@ import yaml
 
 from qwen_pipe.config import load_params
 from qwen_pipe.errors import QwenPipeError
+
 from support import ROOT
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -43,7 +44,9 @@ def test_shipped_params_validate():
     params = load_params(ROOT / "params.yaml")
     assert params.run.models == ["tiny_small", "tiny_large"]
     assert set(params.presets) == {"balanced", "performance", "memory_optimized"}
-    assert {"qwen3_8b", "qwen3_14b", "qwen2.5_8b", "qwen2.5_14b", "qwen_8b", "qwen_14b"} <= set(params.model_names())
+    assert {"qwen3_8b", "qwen3_14b", "qwen2.5_8b", "qwen2.5_14b", "qwen_8b", "qwen_14b"} <= set(
+        params.model_names()
+    )
 
 
 def test_malformed_yaml_names_line(tmp_path):
@@ -74,8 +77,14 @@ def test_missing_file(tmp_path):
         ({"tasks__gsm8k": {"sample_limt": 3}}, "sample_limt"),
         ({"engine__name": "tgi"}, "engine.name"),
         ({"fetch__source": "ftp"}, "fetch.source"),
-        ({"preset_overrides": {"qwen_8b": {"balanced": {"max_num_seqs": -1}}}}, "preset_overrides.qwen_8b.balanced"),
-        ({"preset_overrides": {"nobody": {"balanced": {"max_num_seqs": 1}}}}, "unknown model in preset_overrides"),
+        (
+            {"preset_overrides": {"qwen_8b": {"balanced": {"max_num_seqs": -1}}}},
+            "preset_overrides.qwen_8b.balanced",
+        ),
+        (
+            {"preset_overrides": {"nobody": {"balanced": {"max_num_seqs": 1}}}},
+            "unknown model in preset_overrides",
+        ),
     ],
 )
 def test_bad_values_are_one_line_errors(tmp_path, changes, expected):
@@ -100,9 +109,16 @@ def test_user_added_model_needs_no_code(tmp_path):
             "size_class": "small",
             "parameters": 8190735360,
             "architecture": {
-                "model_type": "qwen3", "hidden_size": 4096, "num_hidden_layers": 36, "num_attention_heads": 32,
-                "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 12288, "vocab_size": 151936,
-                "max_position_embeddings": 40960, "qk_norm": True,
+                "model_type": "qwen3",
+                "hidden_size": 4096,
+                "num_hidden_layers": 36,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "head_dim": 128,
+                "intermediate_size": 12288,
+                "vocab_size": 151936,
+                "max_position_embeddings": 40960,
+                "qk_norm": True,
             },
         }
     }
@@ -113,5 +129,5 @@ def test_user_added_model_needs_no_code(tmp_path):
 
 def test_preset_override_applies_only_to_its_model():
     params = load_params(ROOT / "params.yaml")
-    assert params.preset_for("qwen_8b", "balanced").max_num_seqs == 24
+    assert params.preset_for("qwen_8b", "balanced").max_num_seqs == 20
     assert params.preset_for("qwen3_8b", "balanced").max_num_seqs == params.presets["balanced"].max_num_seqs

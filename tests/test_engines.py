@@ -15,8 +15,13 @@ HERE = Path(__file__).parent
 
 
 def run_engine(name: str, model: Path) -> dict:
-    done = subprocess.run([sys.executable, str(HERE / "engine_worker.py"), name, str(model)], capture_output=True,
-                          text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, str(HERE / "engine_worker.py"), name, str(model)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -48,6 +53,16 @@ def test_loglikelihoods_agree(both):
         assert a["continuation_tokens"] == b["continuation_tokens"]
         assert a["logprob"] == pytest.approx(b["logprob"], abs=0.05)
         assert a["is_greedy"] == b["is_greedy"]
+
+
+@pytest.mark.slow
+def test_a_prompt_longer_than_the_context_does_not_sink_the_batch(both):
+    vllm, _ = both
+    first, second = vllm["too_long"]
+    assert (
+        first["finish_reason"] == "prompt_too_long" and first["text"] == "" and first["prompt_tokens"] > 512
+    )
+    assert second["output_tokens"] == 24 and second["text"] == vllm["generations"][0]["text"]
 
 
 def test_context_continuation_split(tiny_model_dir):

@@ -11,8 +11,18 @@ from support import ROOT, qwen_pipe
 
 def test_oracle_scores_one_on_gsm8k_and_humaneval(mirror, tmp_path):
     done = qwen_pipe(
-        "eval", "--engine", "oracle", "--models", "tiny_small", "--datasets", "gsm8k,humaneval",
-        "--data-dir", str(mirror), "--output-dir", str(tmp_path), "--json",
+        "eval",
+        "--engine",
+        "oracle",
+        "--models",
+        "tiny_small",
+        "--datasets",
+        "gsm8k,humaneval",
+        "--data-dir",
+        str(mirror),
+        "--output-dir",
+        str(tmp_path),
+        "--json",
     )
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)["results"]["tiny_small"]
@@ -35,6 +45,8 @@ def test_wrong_oracle_scores_zero(dataset):
     samples = [{"id": task.sample_id(r, i), **r} for i, r in enumerate(task.load_embedded()[:8])]
     style = PromptStyle(chat=False)  # plain completion prompts: the renderer never loads a tokenizer
     renderer = PromptRenderer(load_params(ROOT / "params.yaml").model("tiny_small"))
-    records = generate_records(task, samples, OracleEngine("x", wrong=True), renderer, GenerationSettings(style=style))
+    records = generate_records(
+        task, samples, OracleEngine("x", wrong=True), renderer, GenerationSettings(style=style)
+    )
     _, aggregate = score_records(task, samples, records, style)
     assert aggregate[task.primary_metric]["value"] == 0.0

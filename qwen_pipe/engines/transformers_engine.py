@@ -28,6 +28,7 @@ class TransformersEngine:
         trust_remote_code: bool = False,
         batch_size: int = 16,
         load_format: str = "auto",
+        stop_token_ids: list[int] | None = None,
     ):
         import torch
         import transformers
@@ -55,11 +56,21 @@ class TransformersEngine:
         self.model.eval()
         self.load_seconds = time.perf_counter() - started
         self.batch_size = batch_size
+        configured = self.model.generation_config.eos_token_id
+        configured = (
+            configured if isinstance(configured, list) else [configured] if configured is not None else []
+        )
+        self.eos_ids = [*configured, *(stop_token_ids or [])]
         self.info = EngineInfo(
             engine="transformers",
             version=transformers.__version__,
             model=model,
-            args={"dtype": dtype, "batch_size": batch_size, "device": self.device, "load_format": load_format},
+            args={
+                "dtype": dtype,
+                "batch_size": batch_size,
+                "device": self.device,
+                "load_format": load_format,
+            },
         )
 
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
@@ -71,14 +82,22 @@ class TransformersEngine:
             indices.sort(key=lambda i: -len(requests[i].prompt))  # similar lengths batch with little padding
             for start in range(0, len(indices), self.batch_size):
                 batch = indices[start : start + self.batch_size]
-                for index, generation in zip(batch, self._generate_batch([requests[i].prompt for i in batch], sampling), strict=True):
+                for index, generation in zip(
+                    batch, self._generate_batch([requests[i].prompt for i in batch], sampling), strict=True
+                ):
                     results[index] = generation
         return [r for r in results if r is not None]
 
     def _generate_batch(self, prompts: list[str], sampling: SamplingParams) -> list[Generation]:
         torch = self.torch
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        options: dict = {"max_new_tokens": sampling.max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+            self.device
+        )
+        options: dict = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self.eos_ids or None,
+        }
         if sampling.ignore_eos:
             options["min_new_tokens"] = sampling.max_new_tokens
         if sampling.temperature > 0:
@@ -95,17 +114,21 @@ class TransformersEngine:
             output = self.model.generate(**encoded, **options)
         share = (time.perf_counter() - started) / len(prompts)
         width = encoded["input_ids"].shape[1]
-        eos = set(self.model.generation_config.eos_token_id or []) if isinstance(
-            self.model.generation_config.eos_token_id, list
-        ) else {self.model.generation_config.eos_token_id}
+        eos = set(self.eos_ids)
         results = []
         for row, mask in zip(output, encoded["attention_mask"], strict=True):
             tokens = row[width:].tolist()
-            ended = None if sampling.ignore_eos else next(
-                (i for i, t in enumerate(tokens) if t in eos or t == self.tokenizer.pad_token_id), None
+            ended = (
+                None
+                if sampling.ignore_eos
+                else next(
+                    (i for i, t in enumerate(tokens) if t in eos or t == self.tokenizer.pad_token_id), None
+                )
             )
             tokens = tokens if ended is None else tokens[:ended]
-            text, stopped = truncate_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), sampling.stop)
+            text, stopped = truncate_at_stop(
+                self.tokenizer.decode(tokens, skip_special_tokens=True), sampling.stop
+            )
             if stopped:
                 tokens = self.tokenizer.encode(text, add_special_tokens=False)
             reason = "stop" if ended is not None or stopped else "length"

@@ -9,7 +9,10 @@ import contextlib
 import gc
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from tqdm import tqdm
 
 from qwen_pipe.engines.base import (
     EngineInfo,
@@ -57,7 +60,9 @@ class VLLMEngine:
         seed: int = 0,
         load_format: str = "auto",
         cache_root: Path = Path(".cache"),
+        stop_token_ids: list[int] | None = None,
     ):
+        self.stop_token_ids = list(stop_token_ids or [])
         self.on_gpu = has_cuda()
         args = dict(engine_args)
         dropped = {}
@@ -93,16 +98,26 @@ class VLLMEngine:
         self.info = EngineInfo(engine="vllm", version=vllm.__version__, model=model, args=effective)
 
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+        results: list[Generation | None] = [None] * len(requests)
+        for index, generation in self.iter_generate(requests):
+            results[index] = generation
+        return [r for r in results if r is not None]
+
+    def iter_generate(self, requests: list[GenerationRequest]) -> Iterator[tuple[int, Generation]]:
+        """(index, generation) as each request finishes; all requests are queued at once, so the
+        scheduler batches them exactly as `LLM.generate` would."""
         from vllm import SamplingParams, TokensPrompt
 
         if not requests:
-            return []
+            return
         limit = self.llm.llm_engine.model_config.max_model_len
         token_ids = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
         runnable = [i for i, ids in enumerate(token_ids) if len(ids) < limit]
-        # vLLM rejects a whole batch for one over-long prompt: those are answered here, empty.
-        results = [Generation("", len(ids), 0, "prompt_too_long") for ids in token_ids]
-        requests_to_run = [requests[i] for i in runnable]
+        for index, ids in enumerate(token_ids):
+            if len(ids) >= limit:  # vLLM would reject the whole batch for it: answered here, empty
+                yield index, Generation("", len(ids), 0, "prompt_too_long")
+        if not runnable:
+            return
         params = [
             SamplingParams(
                 max_tokens=r.sampling.max_new_tokens,
@@ -113,22 +128,47 @@ class VLLMEngine:
                 stop=list(r.sampling.stop) or None,
                 seed=r.sampling.seed,
                 ignore_eos=r.sampling.ignore_eos,
+                stop_token_ids=self.stop_token_ids or None,
             )
-            for r in requests_to_run
+            for r in (requests[i] for i in runnable)
         ]
         started = time.perf_counter()
         prompts = [TokensPrompt(prompt_token_ids=token_ids[i]) for i in runnable]
-        outputs = self.llm.generate(prompts, params, use_tqdm=_progress())
-        share = (time.perf_counter() - started) / max(len(requests_to_run), 1)
-        for index, out in zip(runnable, outputs, strict=True):
-            results[index] = Generation(
-                text=out.outputs[0].text,
-                prompt_tokens=len(out.prompt_token_ids or ()),
-                output_tokens=len(out.outputs[0].token_ids),
-                finish_reason=str(out.outputs[0].finish_reason),
-                seconds=share,
-            )
-        return results
+        if not hasattr(self.llm, "enqueue"):  # vLLM before `enqueue`: one blocking call, results at the end
+            for index, out in zip(
+                runnable, self.llm.generate(prompts, params, use_tqdm=_progress()), strict=True
+            ):
+                yield index, self._generation(out, time.perf_counter() - started)
+            return
+        request_ids = self.llm.enqueue(prompts, params, use_tqdm=False)
+        # enqueue returns internal ids ("<external>-<8 random chars>"); outputs carry the external one.
+        external = [rid.rsplit("-", 1)[0] for rid in request_ids]
+        position = dict(zip(external, runnable, strict=True))
+        engine = self.llm.llm_engine
+        pending = set(external)
+        try:
+            with tqdm(total=len(runnable), desc="generate", disable=not _progress(), leave=False) as bar:
+                while engine.has_unfinished_requests():
+                    for out in engine.step():
+                        if not out.finished:
+                            continue
+                        pending.discard(out.request_id)
+                        bar.update(1)
+                        yield position[out.request_id], self._generation(out, time.perf_counter() - started)
+        finally:
+            if pending:  # the consumer stopped early: leave the engine empty for the next call
+                engine.abort_request(list(pending))
+
+    @staticmethod
+    def _generation(out, seconds: float) -> Generation:
+        """`seconds`: latency from submission to completion, within the batch."""
+        return Generation(
+            text=out.outputs[0].text,
+            prompt_tokens=len(out.prompt_token_ids or ()),
+            output_tokens=len(out.outputs[0].token_ids),
+            finish_reason=str(out.outputs[0].finish_reason),
+            seconds=seconds,
+        )
 
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]:
         from vllm import SamplingParams, TokensPrompt
@@ -167,7 +207,7 @@ class VLLMEngine:
 
             destroy_model_parallel()
             destroy_distributed_environment()
-        except Exception:
+        except Exception:  # noqa: BLE001 - nothing to tear down
             pass
         if self.on_gpu:
             import torch

@@ -208,6 +208,8 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
         trust_remote_code=True,
         supports_thinking=False,
         chat_template=CHATML_TEMPLATE,
+        # Qwen-1's eos is <|endoftext|>; its chat() stops at <|im_end|> and <|im_start|> as well.
+        stop_token_ids=[151645, 151644],
         source_url=_config_url("Qwen/Qwen-7B-Chat"),
     ),
     # Qwen-14B-Chat (Qwen-1, remote code). config.json: TheBloke/Qwen-14B-Chat-AWQ and -GPTQ (saved from
@@ -248,6 +250,8 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
         trust_remote_code=True,
         supports_thinking=False,
         chat_template=CHATML_TEMPLATE,
+        # Qwen-1's eos is <|endoftext|>; its chat() stops at <|im_end|> and <|im_start|> as well.
+        stop_token_ids=[151645, 151644],
         source_url=_config_url("Qwen/Qwen-14B-Chat"),
     ),
 }

@@ -73,5 +73,8 @@ class ModelSpec(BaseModel):
     trust_remote_code: bool = False
     supports_thinking: bool = False  # Qwen3 hybrid thinking (enable_thinking in the chat template)
     chat_template: str | None = None  # jinja override, for models whose tokenizer ships none (Qwen-1)
+    stop_token_ids: list[
+        int
+    ] = []  # end-of-turn tokens beyond the tokenizer's eos (Qwen-1: <|im_end|>, <|im_start|>)
     tiny: bool = False  # built locally by the build_models stage (embedded default)
     source_url: str | None = None  # where the architecture facts come from

@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
-from safetensors.torch import save_file
+from typing import TYPE_CHECKING, Any
 
 from qwen_pipe.models.spec import Architecture, Dtype
 from qwen_pipe.models.tokenizer import ENDOFTEXT_ID, IM_END_ID, write_qwen_tokenizer
 
+if TYPE_CHECKING:  # torch and numpy load only when weights are built: describing a tiny model stays cheap
+    import torch
+
 QWEN3_VOCAB_SIZE = 151_936  # embedding rows of every Qwen3 model (the tokenizer uses 151,669 of them)
 QWEN3_ROPE_THETA = 1_000_000.0
 INIT_STD = 0.02
-
-_TORCH_DTYPES: dict[str, torch.dtype] = {
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-    "float32": torch.float32,
-}
 
 
 def qwen3_config(arch: Architecture) -> dict[str, Any]:
@@ -103,8 +96,11 @@ def qwen3_weight_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
 
 def random_weights(arch: Architecture, seed: int) -> dict[str, torch.Tensor]:
     """Matrices ~ N(0, 0.02²) drawn in `qwen3_weight_shapes` order from PCG64(seed); norms are ones."""
+    import numpy as np
+    import torch
+
     rng = np.random.Generator(np.random.PCG64(seed))
-    dtype = _TORCH_DTYPES[arch.torch_dtype]
+    dtype = getattr(torch, arch.torch_dtype)
     weights: dict[str, torch.Tensor] = {}
     for name, shape in qwen3_weight_shapes(arch).items():
         if name.endswith("norm.weight"):
@@ -179,6 +175,8 @@ def build_tiny_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(out_dir / "config.json", qwen3_config(arch))
     _write_json(out_dir / "generation_config.json", generation_config())
+    from safetensors.torch import save_file
+
     save_file(random_weights(arch, seed), str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     write_qwen_tokenizer(out_dir)
     return out_dir

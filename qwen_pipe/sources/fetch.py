@@ -32,7 +32,9 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
         return None
     path = Path(value).expanduser()
     if not path.is_dir():
-        raise QwenPipeError(f"data dir {path} does not exist", f"pass an existing mirror folder or unset {DATA_DIR_ENV}")
+        raise QwenPipeError(
+            f"data dir {path} does not exist", f"pass an existing mirror folder or unset {DATA_DIR_ENV}"
+        )
     return path
 
 
@@ -58,7 +60,9 @@ def load_records(task: Task, source: str, data_dir: str | Path | None) -> tuple[
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
-        raise QwenPipeError(f"{task.name}: sample id {duplicate!r} occurs twice in {origin}", "deduplicate the data file")
+        raise QwenPipeError(
+            f"{task.name}: sample id {duplicate!r} occurs twice in {origin}", "deduplicate the data file"
+        )
     text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
     info = DatasetInfo(
         dataset=task.name,

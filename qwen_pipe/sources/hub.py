@@ -10,11 +10,12 @@ def load_hub_split(hub_id: str, config: str | None, split: str) -> list[dict]:
         import datasets
     except ImportError:
         raise QwenPipeError(
-            f"reading {hub_id} from the hub needs the `datasets` package", "pip install 'qwen-pipe[hub]' or use a mirror"
+            f"reading {hub_id} from the hub needs the `datasets` package",
+            "pip install 'qwen-pipe[hub]' or use a mirror",
         ) from None
     try:
         data = datasets.load_dataset(hub_id, config, split=split)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - offline, gated, renamed: all end the same way
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
         raise QwenPipeError(
             f"cannot load {hub_id} ({config or 'default'}, {split}) from the hub: {reason}",

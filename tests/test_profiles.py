@@ -1,0 +1,43 @@
+"""Profiles: one switch between the embedded default and the full H100 run, comments kept."""
+
+from __future__ import annotations
+
+import shutil
+
+from qwen_pipe.config import load_params
+
+from support import ROOT, qwen_pipe
+
+SIX = ["qwen3_8b", "qwen3_14b", "qwen2.5_8b", "qwen2.5_14b", "qwen_8b", "qwen_14b"]
+
+
+def test_switch_to_h100_and_back(tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    comments = [line for line in params.read_text().splitlines() if line.lstrip().startswith("#")]
+    done = qwen_pipe("profile", "h100", "--params", str(params))
+    assert done.returncode == 0, done.stderr
+    h100 = load_params(params)
+    assert h100.profile == "h100" and h100.run.models == SIX and len(h100.run.datasets) == 17
+    assert (
+        h100.fetch.source == "auto"
+        and h100.coverage.load_format == "dummy"
+        and h100.engine.enforce_eager is None
+    )
+    assert all(h100.task_params(d).sample_limit is None for d in h100.run.datasets)
+    assert [line for line in params.read_text().splitlines() if line.lstrip().startswith("#")] == comments
+    assert qwen_pipe("profile", "embedded", "--params", str(params)).returncode == 0
+    embedded = load_params(params)
+    original = load_params(ROOT / "params.yaml")
+    assert (
+        embedded.run == original.run
+        and embedded.fetch == original.fetch
+        and embedded.engine == original.engine
+    )
+
+
+def test_unknown_profile(tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    done = qwen_pipe("profile", "a100", "--params", str(params))
+    assert done.returncode == 2 and "unknown profile 'a100'" in done.stderr and "h100" in done.stderr
