@@ -171,14 +171,14 @@ def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
             if d.get("sandbox")
         }
         for mode, sandbox in sorted(sandboxes.items()):
-            warning = (
-                f" **WARNING: {sandbox['why_not_stronger']}**" if sandbox.get("why_not_stronger") else ""
-            )
-            lines += [
-                f"Model-written code ran in the `{mode}` sandbox: {sandbox.get('namespaces', 'no namespaces')}; "
-                f"network {sandbox.get('network')}; {sandbox.get('filesystem')}.{warning}",
-                "",
-            ]
+            if sandbox.get("warning"):
+                lines += [f"**{sandbox['warning']}** ({sandbox.get('why', '')})", ""]
+            else:
+                lines += [
+                    f"Model-written code ran in the `{mode}` sandbox ({sandbox.get('tool')}): namespaces "
+                    f"{sandbox.get('namespaces')}; network {sandbox.get('network')}; {sandbox.get('filesystem')}.",
+                    "",
+                ]
 
     lines += performance_section(metrics)
 

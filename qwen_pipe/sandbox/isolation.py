@@ -28,6 +28,7 @@ RUNNER = Path(__file__).with_name("runner.py")
 INSIDE_RUNNER = "/qwen-pipe/runner.py"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 DEVICES = ("null", "zero", "full", "random", "urandom")
+HOLD_DIRS = ("/mnt", "/srv", "/media", "/opt", "/home")  # spare folders for the unshare set-up (see unshare_argv)
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "HOME": "/tmp"}
 PRIVILEGED_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
 NO_ISOLATION_WARNING = (
@@ -96,6 +97,8 @@ def bwrap_argv(privileged: bool, tmpfs_bytes: int, command: list[str]) -> list[s
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
+    # the private /tmp comes before the Python folders: a checkout under /tmp (a venv there) stays visible
+    args += ["--size", str(tmpfs_bytes), "--perms", "0755", "--tmpfs", "/tmp"]
     for root in python_paths()[0]:
         parents = [str(p) for p in reversed(Path(root).parents) if str(p) != "/"]
         args += [
@@ -103,28 +106,36 @@ def bwrap_argv(privileged: bool, tmpfs_bytes: int, command: list[str]) -> list[s
         ]  # else bwrap makes 0700
         args += ["--ro-bind", root, root]
     args += ["--ro-bind", str(RUNNER), INSIDE_RUNNER, "--proc", "/proc", "--dev", "/dev"]
-    args += ["--size", str(tmpfs_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp", "--", *command]
+    args += ["--chdir", "/tmp", "--", *command]
     return args
 
 
 def unshare_argv(privileged: bool, tmpfs_bytes: int, command: list[str]) -> list[str]:
     """util-linux unshare, and a shell script that builds the same read-only root and pivots into it."""
-    binds = [p for p in SYSTEM_DIRS if os.path.isdir(p) and not os.path.islink(p)] + python_paths()[0]
+    roots = python_paths()[0]
+    binds = [p for p in SYSTEM_DIRS if os.path.isdir(p) and not os.path.islink(p)] + roots
     links = [(os.readlink(p), p) for p in SYSTEM_DIRS if os.path.islink(p)]
     tmpfs = f"mount -t tmpfs -o size={tmpfs_bytes},mode=755 qwen-pipe"
     lines = [  # one command per line: `set -e` does not stop inside `a && b` lists
         "set -e",
         "umask 022",
         "export PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-        f"{tmpfs} /tmp",
-        "R=/tmp/root",
-        "mkdir $R",
-        "mount --bind $R $R",
     ]
+    # The root is built on a tmpfs over /tmp; a Python folder under /tmp (a checkout there) is first made
+    # reachable through a spare folder of the old root (private mount namespace: invisible outside).
+    hold = next((d for d in HOLD_DIRS if os.path.isdir(d) and not os.path.islink(d)), None)
+
+    def source(path: str) -> str:
+        under_tmp = path == "/tmp" or path.startswith("/tmp/")
+        return shlex.quote(f"{hold}{path[len('/tmp'):]}" if hold and under_tmp else path)
+
+    if hold and any(p == "/tmp" or p.startswith("/tmp/") for p in [*roots, str(RUNNER)]):
+        lines.append(f"mount --rbind /tmp {hold}")
+    lines += [f"{tmpfs} /tmp", "R=/tmp/root", "mkdir $R", "mount --bind $R $R", "mkdir -p $R/tmp", f"{tmpfs} $R/tmp"]
     for path in binds:
         lines += [
             f"mkdir -p $R{path}",
-            f"mount --rbind {path} $R{path}",
+            f"mount --rbind {source(path)} $R{path}",
             f"mount -o remount,bind,ro $R{path}",
         ]
     lines += [f"ln -s {shlex.quote(target)} $R{link}" for target, link in links]
@@ -133,9 +144,8 @@ def unshare_argv(privileged: bool, tmpfs_bytes: int, command: list[str]) -> list
         lines += [f"touch $R/dev/{device}", f"mount --bind /dev/{device} $R/dev/{device}"]
     lines += [
         "mount -t proc proc $R/proc",
-        f"{tmpfs} $R/tmp",
         f"touch $R{INSIDE_RUNNER}",
-        f"mount --bind {shlex.quote(str(RUNNER))} $R{INSIDE_RUNNER}",
+        f"mount --bind {source(str(RUNNER))} $R{INSIDE_RUNNER}",
         f"mount -o remount,bind,ro $R{INSIDE_RUNNER}",
         "cd $R",
         "pivot_root . .old",

@@ -59,6 +59,8 @@ IMPORTABLE = {  # modules a candidate's namespace may name that the judge will i
 RUNNER_MODULES = {"__main__", runner.__name__}
 
 
+SANDBOX_WORK_ROOT = "/tmp/work"
+
 class CandidateTimeout(BaseException):
     """The program ran past its time limit."""
 
@@ -438,7 +440,9 @@ class Sandbox:
     """A running zygote in its sandbox, started once and restarted only after trouble."""
 
     def __init__(self, isolation: iso.Isolation, tmpfs_bytes: int):
-        self.work_root = "/tmp" if isolation.namespaces else tempfile.mkdtemp(prefix="qwen-pipe-work-")
+        # inside the sandbox the programs' folders live in /tmp/work of its private tmpfs (Python folders of a
+        # checkout under /tmp are bound beside it and must not be swept)
+        self.work_root = SANDBOX_WORK_ROOT if isolation.namespaces else tempfile.mkdtemp(prefix="qwen-pipe-work-")
         if not isolation.namespaces:
             os.chmod(self.work_root, 0o755)
         self.control, theirs = socket.socketpair()
@@ -495,7 +499,7 @@ class Sandbox:
         self.process.wait()
         self.control.close()
         self.log.close()
-        if self.work_root != "/tmp":
+        if self.work_root != SANDBOX_WORK_ROOT:
             shutil.rmtree(self.work_root, ignore_errors=True)
 
 

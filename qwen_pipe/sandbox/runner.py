@@ -418,6 +418,7 @@ class Zygote:
         self.own_namespace = own_namespace
         self.work_root = work_root
         self.count = 0
+        os.makedirs(work_root, mode=0o755, exist_ok=True)
 
     def clear_work_root(self) -> None:
         for entry in os.listdir(self.work_root):
