@@ -232,6 +232,7 @@ def generate_isolated(
             failure = failure_record("generate", model, None, params.generate.preset, outcome.failure)
             outcomes = {name: {"failure": {**failure, "dataset": name}} for name in datasets}
     for name, result in outcomes.items():
+        layout.response_cache(model, name).mkdir(parents=True, exist_ok=True)  # a DVC output even when unused
         if "failure" in result:  # the score stage turns this into a failed metrics file
             write_jsonl(layout.generation(model, name), [])
             write_json(
@@ -245,6 +246,7 @@ def score_cell(
 ) -> tuple[list[dict], dict]:
     """Score one cell's saved responses; a generation failure becomes a failed metrics document."""
     meta = read_json(layout.meta(model, task.name))
+    layout.score_cache(model, task.name).mkdir(parents=True, exist_ok=True)  # a DVC output even when unused
     if "failure" in meta:
         result = {
             "model": model,
