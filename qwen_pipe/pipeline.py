@@ -84,9 +84,13 @@ def pick_samples(params: Params, dataset: str, records: list[dict], limit: int |
 
 
 def _task_source_sha256(task: Task) -> str:
+    """The source of every qwen_pipe module the task's classes come from (derived `_gen` classes have no
+    `class` statement of their own, so whole modules are hashed)."""
     import inspect
+    import sys
 
-    return sha256_text(inspect.getsource(type(task)))
+    modules = dict.fromkeys(c.__module__ for c in type(task).__mro__ if c.__module__.startswith("qwen_pipe."))
+    return sha256_text("\n".join(inspect.getsource(sys.modules[name]) for name in modules))
 
 
 def generate_model(

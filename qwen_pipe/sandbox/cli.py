@@ -9,7 +9,6 @@ problems have enough samples for.
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +18,7 @@ import typer
 from qwen_pipe.errors import QwenPipeError, unknown_name
 from qwen_pipe.sandbox.executor import isolation_mode
 from qwen_pipe.scoring.stats import pass_at_k
+from qwen_pipe.sources.fetch import resolve_data_dir
 
 DATASETS = ("humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
 PASS_AT = (1, 10, 100)
@@ -103,9 +103,7 @@ def score_code(
         raise QwenPipeError(f"--workers must be at least 1, got {workers}")
     task = get_task(dataset)
     task.workers = workers
-    folder = data_dir or (
-        Path(os.environ["QWEN_PIPE_DATA_DIR"]) if os.environ.get("QWEN_PIPE_DATA_DIR") else None
-    )
+    folder = resolve_data_dir(data_dir)
     records = task.all_rows(folder) if folder else task.load_embedded()
     known = {alias: r for r in records for alias in _aliases(dataset, task.task_id(r))}
     rows = read_samples(samples, known)

@@ -28,7 +28,13 @@ RUNNER = Path(__file__).with_name("runner.py")
 INSIDE_RUNNER = "/qwen-pipe/runner.py"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 DEVICES = ("null", "zero", "full", "random", "urandom")
-HOLD_DIRS = ("/mnt", "/srv", "/media", "/opt", "/home")  # spare folders for the unshare set-up (see unshare_argv)
+HOLD_DIRS = (
+    "/mnt",
+    "/srv",
+    "/media",
+    "/opt",
+    "/home",
+)  # spare folders for the unshare set-up (see unshare_argv)
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "HOME": "/tmp"}
 PRIVILEGED_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
 NO_ISOLATION_WARNING = (
@@ -127,11 +133,18 @@ def unshare_argv(privileged: bool, tmpfs_bytes: int, command: list[str]) -> list
 
     def source(path: str) -> str:
         under_tmp = path == "/tmp" or path.startswith("/tmp/")
-        return shlex.quote(f"{hold}{path[len('/tmp'):]}" if hold and under_tmp else path)
+        return shlex.quote(f"{hold}{path[len('/tmp') :]}" if hold and under_tmp else path)
 
     if hold and any(p == "/tmp" or p.startswith("/tmp/") for p in [*roots, str(RUNNER)]):
         lines.append(f"mount --rbind /tmp {hold}")
-    lines += [f"{tmpfs} /tmp", "R=/tmp/root", "mkdir $R", "mount --bind $R $R", "mkdir -p $R/tmp", f"{tmpfs} $R/tmp"]
+    lines += [
+        f"{tmpfs} /tmp",
+        "R=/tmp/root",
+        "mkdir $R",
+        "mount --bind $R $R",
+        "mkdir -p $R/tmp",
+        f"{tmpfs} $R/tmp",
+    ]
     for path in binds:
         lines += [
             f"mkdir -p $R{path}",

@@ -61,6 +61,7 @@ RUNNER_MODULES = {"__main__", runner.__name__}
 
 SANDBOX_WORK_ROOT = "/tmp/work"
 
+
 class CandidateTimeout(BaseException):
     """The program ran past its time limit."""
 
@@ -442,7 +443,9 @@ class Sandbox:
     def __init__(self, isolation: iso.Isolation, tmpfs_bytes: int):
         # inside the sandbox the programs' folders live in /tmp/work of its private tmpfs (Python folders of a
         # checkout under /tmp are bound beside it and must not be swept)
-        self.work_root = SANDBOX_WORK_ROOT if isolation.namespaces else tempfile.mkdtemp(prefix="qwen-pipe-work-")
+        self.work_root = (
+            SANDBOX_WORK_ROOT if isolation.namespaces else tempfile.mkdtemp(prefix="qwen-pipe-work-")
+        )
         if not isolation.namespaces:
             os.chmod(self.work_root, 0o755)
         self.control, theirs = socket.socketpair()
