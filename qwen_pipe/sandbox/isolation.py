@@ -28,13 +28,8 @@ RUNNER = Path(__file__).with_name("runner.py")
 INSIDE_RUNNER = "/qwen-pipe/runner.py"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 DEVICES = ("null", "zero", "full", "random", "urandom")
-HOLD_DIRS = (
-    "/mnt",
-    "/srv",
-    "/media",
-    "/opt",
-    "/home",
-)  # spare folders for the unshare set-up (see unshare_argv)
+# spare folders for the unshare set-up (see unshare_argv)
+HOLD_DIRS = ("/mnt", "/srv", "/media", "/opt", "/home")
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "HOME": "/tmp"}
 PRIVILEGED_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
 NO_ISOLATION_WARNING = (
