@@ -17,9 +17,13 @@ def fmt(value, digits: int = 4) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
-        return str(value)
+        return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        if abs(value) >= 100:  # throughputs, token counts: the fraction is noise
+            return f"{value:,.0f}"
+        if abs(value) > 1:  # seconds, GiB, ratios
+            return f"{value:.2f}"
+        return f"{value:.{digits}f}"  # scores, fractions and their standard errors
     return str(value)
 
 

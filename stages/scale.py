@@ -40,10 +40,15 @@ def main() -> None:
     for pair in pairs:
         typer.echo(
             f"{pair['family']}: {pair['large']} vs {pair['small']} (x{pair['parameters']['ratio']:.2f} parameters): "
-            f"mean delta {pair['mean_delta']}, throughput x{pair['throughput_ratio']}, memory x{pair['memory_ratio']}"
+            f"mean delta {_fmt(pair['mean_delta'], '+.4f')}, throughput x{_fmt(pair['throughput_ratio'], '.2f')}, "
+            f"memory x{_fmt(pair['memory_ratio'], '.2f')}"
         )
     if not pairs:
         typer.echo("no family has both a small and a large model in this run: nothing to compare")
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 if __name__ == "__main__":
