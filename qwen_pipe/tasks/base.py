@@ -153,6 +153,21 @@ def embedded_records(filename: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def first_shots(
+    exemplars: list, shots: int, what: str, fix: str = "lower the shot count", kind: str = "exemplars"
+) -> list:
+    """The first `shots` exemplars, or a one-line error when fewer exist."""
+    if shots > len(exemplars):
+        raise QwenPipeError(f"{what} has {len(exemplars)} {kind}, {shots} shots asked", fix)
+    return exemplars[:shots]
+
+
+def read_mirror_jsonl(root: Path, relative: str, fields: Sequence[str]) -> list[dict]:
+    """The records of a JSONL(.gz) mirror file, checked for the fields the task reads."""
+    path = mirror_file(root, relative)
+    return require_fields(read_jsonl(path), fields, path)
+
+
 def mirror_file(root: Path, relative: str) -> Path:
     path = root / relative
     if not path.is_file():

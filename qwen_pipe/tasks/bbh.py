@@ -27,6 +27,7 @@ from qwen_pipe.tasks.base import (
     Response,
     SampleScore,
     embedded_records,
+    first_shots,
     mirror_file,
     require_fields,
 )
@@ -175,12 +176,9 @@ class BBH(GenerationTask):
     # --- prompt -----------------------------------------------------------------------------------
     def _exemplars(self, sample: dict) -> tuple[str, list[tuple[str, str]]]:
         description, exemplars = parse_cot_prompt(sample["cot_prompt"])
-        if self.shots > len(exemplars):
-            raise QwenPipeError(
-                f"bbh {sample['subtask']} has {len(exemplars)} CoT exemplars, {self.shots} shots asked",
-                "use at most 3 shots",
-            )
-        return description, exemplars[: self.shots]
+        return description, first_shots(
+            exemplars, self.shots, f"bbh {sample['subtask']}", "use at most 3 shots", "CoT exemplars"
+        )
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
         description, exemplars = self._exemplars(sample)

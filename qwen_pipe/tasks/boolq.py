@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qwen_pipe.tasks import register
-from qwen_pipe.tasks.base import DataSource, embedded_records, mirror_file, read_jsonl, require_fields
+from qwen_pipe.tasks.base import DataSource, embedded_records, read_mirror_jsonl
 from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id, generative_variant
 
 FIELDS = ("question", "answer", "passage")
@@ -44,8 +44,7 @@ class BoolQ(MultipleChoiceTask):
     prompt_format = "'passage\\nQuestion: question?\\nAnswer:' then ' no' and ' yes' scored"
 
     def load_mirror(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        return require_fields(read_jsonl(path), FIELDS, path)
+        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
 
     def load_embedded(self) -> list[dict]:
         return embedded_records("boolq_sample.jsonl")

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
-from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.scoring.extract import gsm8k_flexible, gsm8k_strict, normalize_number, strip_thinking
 from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import (
@@ -18,9 +17,8 @@ from qwen_pipe.tasks.base import (
     Response,
     SampleScore,
     embedded_records,
-    mirror_file,
-    read_jsonl,
-    require_fields,
+    first_shots,
+    read_mirror_jsonl,
 )
 
 FIELDS = ("question", "answer")
@@ -56,8 +54,7 @@ class GSM8K(GenerationTask):
     default_shots = 4
 
     def load_mirror(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        return require_fields(read_jsonl(path), FIELDS, path)
+        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
 
     def load_embedded(self) -> list[dict]:
         return embedded_records("gsm8k_sample.jsonl")
@@ -66,12 +63,7 @@ class GSM8K(GenerationTask):
         return "gsm8k-" + hashlib.sha256(record["question"].encode()).hexdigest()[:16]
 
     def _shots(self) -> list[dict]:
-        shots = embedded_records("gsm8k_fewshot.jsonl")
-        if self.shots > len(shots):
-            raise QwenPipeError(
-                f"gsm8k has {len(shots)} exemplars, {self.shots} shots asked", "lower the shot count"
-            )
-        return shots[: self.shots]
+        return first_shots(embedded_records("gsm8k_fewshot.jsonl"), self.shots, "gsm8k")
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
         if style.chat:

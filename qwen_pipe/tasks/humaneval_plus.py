@@ -7,7 +7,7 @@ from pathlib import Path
 
 from qwen_pipe.sandbox import Program
 from qwen_pipe.tasks import register
-from qwen_pipe.tasks.base import DataSource, embedded_records, mirror_file, read_jsonl, require_fields
+from qwen_pipe.tasks.base import DataSource, embedded_records, read_mirror_jsonl
 from qwen_pipe.tasks.humaneval import FIELDS, HumanEval, plus_test_hints
 
 # Upstream test bugs, fixed where the intent is clear: (task_id, wrong text, right text, why).
@@ -40,8 +40,7 @@ class HumanEvalPlus(HumanEval):
     prompt_format = "as humaneval (the same prompts); scored on the base tests plus EvalPlus's extra inputs"
 
     def load_mirror(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        return require_fields(read_jsonl(path), FIELDS, path)
+        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
 
     def load_embedded(self) -> list[dict]:
         return embedded_records("humaneval_plus_sample.jsonl")

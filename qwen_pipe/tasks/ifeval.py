@@ -21,9 +21,7 @@ from qwen_pipe.tasks.base import (
     Response,
     SampleScore,
     embedded_records,
-    mirror_file,
-    read_jsonl,
-    require_fields,
+    read_mirror_jsonl,
 )
 
 FIELDS = ("key", "prompt", "instruction_id_list", "kwargs")
@@ -90,8 +88,7 @@ class IFEval(GenerationTask):
     prompt_format = "chat: the record's prompt as the only user turn; base: the prompt as plain text"
 
     def load_mirror(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        return require_fields(read_jsonl(path), FIELDS, path)
+        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
 
     def load_embedded(self) -> list[dict]:
         return embedded_records("ifeval_sample.jsonl")

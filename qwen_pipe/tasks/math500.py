@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
-from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.scoring.extract import strip_thinking
 from qwen_pipe.scoring.math_equiv import extract_math_answer, is_equiv
 from qwen_pipe.tasks import register
@@ -18,9 +17,8 @@ from qwen_pipe.tasks.base import (
     Response,
     SampleScore,
     embedded_records,
-    mirror_file,
-    read_jsonl,
-    require_fields,
+    first_shots,
+    read_mirror_jsonl,
 )
 
 FIELDS = ("problem", "solution", "answer", "unique_id")
@@ -55,8 +53,7 @@ class Math500(GenerationTask):
     default_shots = 4
 
     def load_mirror(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        return require_fields(read_jsonl(path), FIELDS, path)
+        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
 
     def load_embedded(self) -> list[dict]:
         return embedded_records("math500_sample.jsonl")
@@ -66,12 +63,13 @@ class Math500(GenerationTask):
         return "math500-" + record["unique_id"].removesuffix(".json").replace("/", "-")
 
     def _shots(self) -> list[dict]:
-        shots = embedded_records("math500_fewshot.jsonl")
-        if self.shots > len(shots):
-            raise QwenPipeError(
-                f"math500 has {len(shots)} Minerva exemplars, {self.shots} shots asked", "use at most 4 shots"
-            )
-        return shots[: self.shots]
+        return first_shots(
+            embedded_records("math500_fewshot.jsonl"),
+            self.shots,
+            "math500",
+            "use at most 4 shots",
+            "Minerva exemplars",
+        )
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
         if style.chat:

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
-from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.sandbox import Program
 from qwen_pipe.scoring.code_extract import extract_code
 from qwen_pipe.tasks import register
@@ -22,9 +21,8 @@ from qwen_pipe.tasks.base import (
     Prompt,
     PromptStyle,
     embedded_records,
-    mirror_file,
-    read_jsonl,
-    require_fields,
+    first_shots,
+    read_mirror_jsonl,
 )
 from qwen_pipe.tasks.humaneval import CodeTask
 
@@ -72,8 +70,7 @@ class MBPP(CodeTask):
     default_shots = 3
 
     def all_rows(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        return require_fields(read_jsonl(path), FIELDS, path)
+        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
 
     def load_mirror(self, root: Path) -> list[dict]:
         return [r for r in self.all_rows(root) if r["task_id"] in TEST_IDS]
@@ -85,12 +82,7 @@ class MBPP(CodeTask):
         return str(record["task_id"])
 
     def _shots(self) -> list[dict]:
-        shots = embedded_records("mbpp_fewshot.jsonl")
-        if self.shots > len(shots):
-            raise QwenPipeError(
-                f"mbpp has {len(shots)} exemplars, {self.shots} shots asked", "lower the shot count"
-            )
-        return shots[: self.shots]
+        return first_shots(embedded_records("mbpp_fewshot.jsonl"), self.shots, "mbpp")
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
         if style.chat:

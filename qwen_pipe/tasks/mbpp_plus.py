@@ -15,9 +15,7 @@ from qwen_pipe.tasks.base import (
     Prompt,
     PromptStyle,
     embedded_records,
-    mirror_file,
-    read_jsonl,
-    require_fields,
+    read_mirror_jsonl,
 )
 from qwen_pipe.tasks.humaneval import EVALPLUS_STOPS, CodeTask, evalplus_chat_prompt, plus_test_hints
 
@@ -47,8 +45,7 @@ class MBPPPlus(CodeTask):
     )
 
     def load_mirror(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        return require_fields(read_jsonl(path), FIELDS, path)
+        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
 
     def load_embedded(self) -> list[dict]:
         return embedded_records("mbpp_plus_sample.jsonl")

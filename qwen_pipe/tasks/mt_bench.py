@@ -24,9 +24,7 @@ from qwen_pipe.tasks.base import (
     Response,
     SampleScore,
     embedded_records,
-    mirror_file,
-    read_jsonl,
-    require_fields,
+    read_mirror_jsonl,
 )
 
 FIELDS = ("question_id", "category", "turns")
@@ -70,8 +68,7 @@ class MTBench(GenerationTask):
     )
 
     def load_mirror(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        return require_fields(read_jsonl(path), FIELDS, path)
+        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
 
     def load_embedded(self) -> list[dict]:
         return embedded_records("mt_bench_sample.jsonl")
