@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from qwen_pipe.tasks import get_task, task_names
+from qwen_pipe.tasks import get_task, oracle_exceptions, task_names
 from qwen_pipe.tasks.base import GenerationTask
 
 HEADER = """# Tasks
@@ -40,8 +38,7 @@ def render() -> str:
             f"| {name} | {task.kind} | {source} | {task.source.split} | {task.source.rows} | {task.shots} | "
             f"{_cell(task.prompt_format)} | {', '.join(metrics)} | {_cell(task.published_setting)} |"
         )
-        module = sys.modules[type(task).__module__]
-        for sample_id, reason in getattr(module, "ORACLE_EXCEPTIONS", {}).items():
+        for sample_id, reason in oracle_exceptions(task).items():
             exceptions.append(f"| {name} | `{sample_id}` | {_cell(reason)} |")
         if isinstance(task, GenerationTask) and task.kind == "judge":
             exceptions.append(
