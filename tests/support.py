@@ -20,6 +20,14 @@ def mirror_dir() -> Path:
     return path
 
 
+def data_file(relative: str) -> Path:
+    """A file of the offline data mirror; a clear failure when it is not there."""
+    path = mirror_dir() / relative
+    if not path.is_file():
+        pytest.fail(f"{relative} not found in the data mirror {mirror_dir()}: set QWEN_PIPE_DATA_DIR")
+    return path
+
+
 def qwen_pipe(
     *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess:

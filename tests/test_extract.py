@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -19,18 +17,7 @@ from qwen_pipe.scoring.extract import (
     strip_thinking,
 )
 
-
-def data_file(relative: str) -> Path:
-    env = os.environ.get("QWEN_PIPE_DATA_DIR")
-    root = Path(env) if env else Path(__file__).parents[1].parent / "shared" / "datasets"
-    path = root / relative
-    if not path.is_file():
-        pytest.fail(
-            f"{relative} not found under {root}: set QWEN_PIPE_DATA_DIR to the dataset mirror "
-            "(laid out like ../shared/datasets) or place the mirror next to the repository"
-        )
-    return path
-
+from support import data_file
 
 # ---------------------------------------------------------------- strip_thinking
 

@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from qwen_pipe.scoring.math_equiv import extract_math_answer, is_equiv, last_boxed, normalize_math
 
+from support import data_file
+
 # MATH-500 rows whose reference solution does not score as correct against its own answer, with the reason.
 # Empty: the last box of every reference solution is the row's answer (checked below).
 MATH500_KNOWN_EXCEPTIONS: dict[str, str] = {}
-
-
-def data_file(relative: str) -> Path:
-    env = os.environ.get("QWEN_PIPE_DATA_DIR")
-    root = Path(env) if env else Path(__file__).parents[1].parent / "shared" / "datasets"
-    path = root / relative
-    if not path.is_file():
-        pytest.fail(
-            f"{relative} not found under {root}: set QWEN_PIPE_DATA_DIR to the dataset mirror "
-            "(laid out like ../shared/datasets) or place the mirror next to the repository"
-        )
-    return path
 
 
 @pytest.fixture(scope="module")
