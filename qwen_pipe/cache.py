@@ -29,11 +29,14 @@ def digest(value) -> str:
 class ChunkStore:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
-        self.ignored = 0  # entries dropped because they failed their digest or did not parse
+        self.ignored = 0  # entries dropped by the last load because they failed their digest or did not parse
+        self._entries: dict[str, dict] | None = None  # what load read plus what was appended since
 
     def load(self) -> dict[str, dict]:
         """Every valid entry, key -> value (later chunks win)."""
         entries: dict[str, dict] = {}
+        self.ignored = 0
+        self._entries = entries
         if not self.directory.is_dir():
             return entries
         for stale in self.directory.glob(".chunk-*.tmp"):  # left by a writer that was killed mid-write
@@ -65,12 +68,15 @@ class ChunkStore:
         return entries
 
     def append(self, items: Iterable[tuple[str, dict]]) -> None:
+        items = list(items)
         lines = [
             json.dumps({"key": k, "digest": digest(v), "value": v}, ensure_ascii=False, sort_keys=True)
             for k, v in items
         ]
         if not lines:
             return
+        if self._entries is not None:
+            self._entries.update(items)
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"chunk-{time.time_ns():020d}-{os.getpid()}.jsonl"
         atomic_write_text(self.directory / name, "\n".join(lines) + "\n")
@@ -80,7 +86,7 @@ class ChunkStore:
         chunks = sorted(self.directory.glob("chunk-*.jsonl")) if self.directory.is_dir() else []
         if len(chunks) <= 1:
             return
-        entries = self.load()
+        entries = self._entries if self._entries is not None else self.load()  # no second read of the chunks
         self.append(sorted(entries.items()))
         for path in chunks:
             path.unlink(missing_ok=True)

@@ -68,6 +68,12 @@ class TinyModel(Strict):
     seed: int = 0
     size_class: Literal["small", "large"]
 
+    def build(self, folder: Path) -> None:
+        """Write the model as a Hugging Face folder (same seed, same bytes)."""
+        from qwen_pipe.models.tiny import build_tiny_model
+
+        build_tiny_model(folder, **self.model_dump(exclude={"size_class"}))
+
     def spec(self, name: str, models_dir: Path = MODELS_DIR) -> ModelSpec:
         from qwen_pipe.models.tiny import tiny_qwen3_architecture
 

@@ -40,6 +40,14 @@ def read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def read_json_tree(root: Path) -> dict[str, dict]:
+    """`root/<group>/<name>.json` as {group: {name: document}} (e.g. metrics/eval: model -> dataset)."""
+    out: dict[str, dict] = {}
+    for path in sorted(Path(root).glob("*/*.json")):
+        out.setdefault(path.parent.name, {})[path.stem] = read_json(path)
+    return out
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Rows of a JSONL file (gzip-compressed when the name ends in .gz)."""
     opener = gzip.open if path.suffix == ".gz" else open

@@ -42,9 +42,7 @@ def ensure_tiny_model(params: Params, name: str) -> None:
     folder = MODELS_DIR / name
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
         return
-    from qwen_pipe.models.tiny import build_tiny_model
-
-    build_tiny_model(folder, **params.tiny_models[name].model_dump(exclude={"size_class"}))
+    params.tiny_models[name].build(folder)
 
 
 def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] | None = None) -> dict:
@@ -69,6 +67,10 @@ def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] |
                     "leave it out of --datasets, or evaluate it with a model engine",
                 )
     layout = output_layout(request.output_dir, request.cache_dir)
+    chosen = {  # the same subset for every model, so they can be compared item by item
+        name: (select_samples(records, request.sample_limit, params.generate.sample_seed), asdict(info))
+        for name, (records, info) in data.items()
+    }
     results: dict[str, dict[str, dict]] = {}
     failures: list[dict] = []
     for model in request.models:
@@ -76,10 +78,6 @@ def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] |
         results[model] = {}
         if spec.tiny:
             ensure_tiny_model(params, model)
-        chosen = {
-            name: (select_samples(records, request.sample_limit, params.generate.sample_seed), asdict(info))
-            for name, (records, info) in data.items()
-        }
         outcomes = generate_isolated(params, model, chosen, layout, request.engine)
         for name, task in tasks.items():
             if "failure" in outcomes[name]:

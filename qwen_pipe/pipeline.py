@@ -8,6 +8,7 @@ rerun redoes only what is missing or changed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -267,18 +268,14 @@ def score_cell(
     records = read_jsonl(layout.generation(model, task.name))
     style = PromptStyle(**meta["settings"]["style"])
     cache = ChunkStore(layout.score_cache(model, task.name))
-    isolation = None
+    isolation, sandboxes = None, contextlib.nullcontext()
     if (
         task.kind == "code"
     ):  # warm sandboxes across the chunks; the isolation actually used goes in the metrics
         from qwen_pipe.sandbox import isolation_mode, keep_judges
 
-        isolation = isolation_mode()
-        with keep_judges():
-            rows, aggregate = score_records(
-                task, samples, records, style, cache=cache, flush_every=flush_every
-            )
-    else:
+        isolation, sandboxes = isolation_mode(), keep_judges()
+    with sandboxes:
         rows, aggregate = score_records(task, samples, records, style, cache=cache, flush_every=flush_every)
     cache.compact()
     primary = aggregate[task.primary_metric]

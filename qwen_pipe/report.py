@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qwen_pipe.io import read_json
+from qwen_pipe.io import read_json, read_json_tree
 
 METRICS = Path("metrics")
 MAX_ERROR_RATE = 0.05  # the plan's bound on failed cells and requests per run
@@ -36,18 +36,12 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 def load_metrics(root: Path = METRICS) -> dict:
     """Every metrics document the pipeline wrote, by stage."""
 
-    def nested(sub: str) -> dict[str, dict[str, dict]]:
-        out: dict[str, dict[str, dict]] = {}
-        for path in sorted((root / sub).glob("*/*.json")):
-            out.setdefault(path.parent.name, {})[path.stem] = read_json(path)
-        return out
-
     optional = {
         name: root / f"{name}.json" for name in ("validate", "scaling", "performance", "cost_scaling")
     }
     return {
-        "eval": nested("eval"),
-        "coverage": nested("coverage"),
+        "eval": read_json_tree(root / "eval"),
+        "coverage": read_json_tree(root / "coverage"),
         **{name: read_json(path) if path.is_file() else None for name, path in optional.items()},
     }
 

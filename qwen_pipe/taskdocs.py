@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qwen_pipe.tasks import get_task, oracle_exceptions, task_names
+from qwen_pipe.tasks import get_task, task_names
 from qwen_pipe.tasks.base import GenerationTask
 
 HEADER = """# Tasks
@@ -38,7 +38,7 @@ def render() -> str:
             f"| {name} | {task.kind} | {source} | {task.source.split} | {task.source.rows} | {task.shots} | "
             f"{_cell(task.prompt_format)} | {', '.join(metrics)} | {_cell(task.published_setting)} |"
         )
-        for sample_id, reason in oracle_exceptions(task).items():
+        for sample_id, reason in task.oracle_exceptions.items():
             exceptions.append(f"| {name} | `{sample_id}` | {_cell(reason)} |")
         if isinstance(task, GenerationTask) and task.kind == "judge":
             exceptions.append(

@@ -8,7 +8,6 @@ import typer
 
 from qwen_pipe.config import MODELS_DIR, load_params
 from qwen_pipe.console import run
-from qwen_pipe.models.tiny import build_tiny_model
 
 app = typer.Typer(add_completion=False)
 
@@ -19,7 +18,7 @@ def main() -> None:
     if MODELS_DIR.exists():
         shutil.rmtree(MODELS_DIR)
     for name, tiny in params.tiny_models.items():
-        build_tiny_model(MODELS_DIR / name, **tiny.model_dump(exclude={"size_class"}))
+        tiny.build(MODELS_DIR / name)
         spec = tiny.spec(name)
         typer.echo(f"built {name}: {spec.parameters:,} parameters in {MODELS_DIR / name}")
 

@@ -8,7 +8,7 @@ import typer
 
 from qwen_pipe.config import load_params
 from qwen_pipe.console import run
-from qwen_pipe.io import read_json, write_json
+from qwen_pipe.io import read_json_tree, write_json
 from qwen_pipe.performance import performance_matrix
 from qwen_pipe.plots import FIGURES_DIR, plot_performance_matrix
 
@@ -21,10 +21,7 @@ FIGURE = FIGURES_DIR / "performance_matrix.png"
 @app.command()
 def main() -> None:
     params = load_params()
-    coverage: dict[str, dict[str, dict]] = {}
-    for path in sorted(COVERAGE.glob("*/*.json")):
-        coverage.setdefault(path.parent.name, {})[path.stem] = read_json(path)
-    matrix = performance_matrix(coverage, params.run.models, params.run.presets)
+    matrix = performance_matrix(read_json_tree(COVERAGE), params.run.models, params.run.presets)
     plot_performance_matrix(matrix, FIGURE)
     write_json(OUT, {**matrix, "figure": str(FIGURE)})
     typer.echo(

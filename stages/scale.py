@@ -8,25 +8,17 @@ import typer
 
 from qwen_pipe.config import load_params
 from qwen_pipe.console import run
-from qwen_pipe.io import read_json, write_json
+from qwen_pipe.io import read_json_tree, write_json
 from qwen_pipe.scaling import compare_pair, family_pairs
 
 app = typer.Typer(add_completion=False)
 OUT = Path("metrics/scaling.json")
 
 
-def collect(root: Path) -> dict[str, dict[str, dict]]:
-    """`root/<model>/<name>.json` as {model: {name: document}}."""
-    out: dict[str, dict[str, dict]] = {}
-    for path in sorted(root.glob("*/*.json")):
-        out.setdefault(path.parent.name, {})[path.stem] = read_json(path)
-    return out
-
-
 @app.command()
 def main() -> None:
     params = load_params()
-    evals, coverage = collect(Path("metrics/eval")), collect(Path("metrics/coverage"))
+    evals, coverage = read_json_tree(Path("metrics/eval")), read_json_tree(Path("metrics/coverage"))
     evals = {
         m: {d: doc for d, doc in by.items() if d in params.run.datasets and doc.get("status") != "failed"}
         for m, by in evals.items()

@@ -25,9 +25,8 @@ def mirror() -> Path:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """The embedded default's small tiny model, built once per session."""
     from qwen_pipe.config import load_params
-    from qwen_pipe.models.tiny import build_tiny_model
 
     params = load_params(ROOT / "params.yaml")
     folder = tmp_path_factory.mktemp("models") / "tiny_small"
-    build_tiny_model(folder, **params.tiny_models["tiny_small"].model_dump(exclude={"size_class"}))
+    params.tiny_models["tiny_small"].build(folder)
     return folder

@@ -158,3 +158,18 @@ def test_score_cache_ignores_timing_fields(tmp_path, field):
     task.score_all = lambda *a: calls.append(1) or original(*a)
     rows, _ = score_records(task, samples, records, PromptStyle(chat=False), cache=store)
     assert calls == [] and all(r["correct"] for r in rows)
+
+
+def test_compact_keeps_every_entry_without_reading_the_chunks_again(tmp_path, monkeypatch):
+    store = ChunkStore(tmp_path)
+    store.append([("a", {"v": 1})])
+    (tmp_path / "chunk-00000000000000000001-1.jsonl").write_text("{not json\n")
+    reader = ChunkStore(tmp_path)
+    assert reader.load() == {"a": {"v": 1}} and reader.ignored == 1
+    reader.append((k, v) for k, v in [("b", {"v": 2})])  # a generator, as score_records passes
+    monkeypatch.setattr(ChunkStore, "load", lambda self: pytest.fail("compact read the chunks again"))
+    reader.compact()
+    monkeypatch.undo()
+    assert reader.ignored == 1  # counted once
+    assert len(list(tmp_path.glob("chunk-*.jsonl"))) == 1
+    assert ChunkStore(tmp_path).load() == {"a": {"v": 1}, "b": {"v": 2}}

@@ -117,15 +117,15 @@ def test_oracle_scores_one_and_empty_output_zero_on_the_full_data(name, data, re
 
 
 def test_ifeval_oracle_scores_536_of_541_with_the_listed_exceptions(data, renderer):
-    exceptions = task_module("ifeval").ORACLE_EXCEPTIONS
-    assert sorted(exceptions) == [374, 1627, 3369, 3371, 3718]
+    exceptions = get_task("ifeval").oracle_exceptions
+    assert set(exceptions) == {f"ifeval-{key}" for key in (374, 1627, 3369, 3371, 3718)}
     rows, metrics = run_oracle("ifeval", data["ifeval"], renderer)
     failed = {r["id"] for r in rows if not r["correct"]}
-    assert failed == {f"ifeval-{key}" for key in exceptions}
+    assert failed == set(exceptions)
     assert metrics["prompt_level_strict_acc"]["value"] == 536 / 541
     assert metrics["prompt_level_loose_acc"]["value"] == 536 / 541
-    by_key = {r["key"]: r for r in data["ifeval"]}
-    assert {key: oracle_gap(by_key[key]) for key in exceptions} == exceptions
+    by_id = {f"ifeval-{r['key']}": r for r in data["ifeval"]}
+    assert {sample_id: oracle_gap(by_id[sample_id]) for sample_id in exceptions} == exceptions
     # every instruction of the 536 other prompts is followed
     assert all(all(r["extracted"]["inst_strict"]) for r in rows if r["id"] not in failed)
     # instruction-level values pool instructions, exactly as the reference aggregation

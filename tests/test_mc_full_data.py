@@ -70,7 +70,7 @@ EXCEPTION_VALUES = {
 def test_oracle_scores_one_except_the_listed_items_and_wrong_oracle_zero(name):
     task = mc_task(name)
     samples = list(full_samples(name))
-    exceptions = mc_module(name).ORACLE_EXCEPTIONS
+    exceptions = task.oracle_exceptions
 
     rows, aggregate = oracle_run(name, wrong=False)
     below = {r["id"]: r["metrics"] for r in rows if any(v < 1.0 for v in r["metrics"].values())}

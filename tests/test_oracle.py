@@ -55,7 +55,7 @@ def test_wrong_oracle_scores_zero(dataset):
 @pytest.mark.slow
 def test_oracle_through_the_cli_on_every_non_code_dataset(mirror, tmp_path):
     """The acceptance command over the full splits: 1.0 everywhere but the listed exceptions."""
-    from qwen_pipe.tasks import get_task, oracle_exceptions, task_names
+    from qwen_pipe.tasks import get_task, task_names
 
     names = [n for n in task_names() if get_task(n).kind not in ("code", "judge")]
     done = qwen_pipe(
@@ -66,7 +66,7 @@ def test_oracle_through_the_cli_on_every_non_code_dataset(mirror, tmp_path):
     results = json.loads(done.stdout)["results"]["tiny_small"]
     for name in names:
         task = get_task(name)
-        exceptions = oracle_exceptions(task)
+        exceptions = task.oracle_exceptions
         assert results[name]["n"] == task.source.rows, name
         # the listed exceptions are asserted item by item in each task's tests; here: nothing else is lost
         assert results[name]["score"] >= 1.0 - len(exceptions) / task.source.rows, name

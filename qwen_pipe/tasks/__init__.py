@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import sys
 
 from qwen_pipe.errors import unknown_name
 from qwen_pipe.tasks.base import Task
@@ -59,15 +58,3 @@ def get_task(name: str, shots: int | None = None) -> Task:
     if name not in _REGISTRY:
         importlib.import_module(f"{__name__}.{TASKS[name]}")
     return _REGISTRY[name](shots=shots)
-
-
-def oracle_exceptions(task: Task) -> dict[str, str]:
-    """Samples where the oracle cannot score 1.0 because of the upstream data: sample id -> reason.
-
-    A module lists them in `ORACLE_EXCEPTIONS`; its letter-choice `_gen` variant shares the module but
-    not the exceptions (the gold letter is right even where the log-likelihood scoring cannot be)."""
-    from qwen_pipe.tasks.multiple_choice import GenerativeChoiceTask
-
-    if isinstance(task, GenerativeChoiceTask):
-        return {}
-    return getattr(sys.modules[type(task).__module__], "ORACLE_EXCEPTIONS", {})

@@ -12,7 +12,6 @@ from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, generative_varia
 
 FIELDS = ("id", "question", "choices", "answerKey")
 RAW_FIELDS = ("id", "question", "answerKey")  # question = {stem, choices: [{text, label}]}
-ORACLE_EXCEPTIONS: dict[str, str] = {}
 
 
 def hub_record(raw: dict, path: Path, index: int) -> dict:

@@ -7,8 +7,6 @@ from qwen_pipe.tasks.arc_challenge import ARCTask
 from qwen_pipe.tasks.base import DataSource
 from qwen_pipe.tasks.multiple_choice import generative_variant
 
-ORACLE_EXCEPTIONS: dict[str, str] = {}
-
 
 @register
 class ARCEasy(ARCTask):

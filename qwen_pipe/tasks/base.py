@@ -6,6 +6,7 @@ stable `id`; a task turns a record into engine requests and scores the engine's 
 
 from __future__ import annotations
 
+import functools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -60,6 +61,8 @@ class Task(ABC):
     published_setting: ClassVar[str]  # the setting the prompt follows (docs/tasks.md)
     prompt_format: ClassVar[str]  # one line: how a sample becomes a prompt (docs/tasks.md)
     default_shots: ClassVar[int] = 0
+    # sample id -> why the oracle cannot score 1.0 on it (an upstream data problem; docs/tasks.md lists them)
+    oracle_exceptions: ClassVar[dict[str, str]] = {}
 
     def __init__(self, shots: int | None = None):
         self.shots = self.default_shots if shots is None else shots
@@ -153,13 +156,19 @@ def embedded_records(filename: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+@functools.cache
+def embedded_exemplars(filename: str) -> tuple[dict, ...]:
+    """Few-shot exemplars of qwen_pipe/tasks/embedded, read once per process (prompts ask for them per sample)."""
+    return tuple(embedded_records(filename))
+
+
 def first_shots(
-    exemplars: list, shots: int, what: str, fix: str = "lower the shot count", kind: str = "exemplars"
+    exemplars: Sequence, shots: int, what: str, fix: str = "lower the shot count", kind: str = "exemplars"
 ) -> list:
     """The first `shots` exemplars, or a one-line error when fewer exist."""
     if shots > len(exemplars):
         raise QwenPipeError(f"{what} has {len(exemplars)} {kind}, {shots} shots asked", fix)
-    return exemplars[:shots]
+    return list(exemplars[:shots])
 
 
 def read_mirror_jsonl(root: Path, relative: str, fields: Sequence[str]) -> list[dict]:

@@ -9,7 +9,6 @@ from qwen_pipe.tasks.base import DataSource, embedded_records, read_mirror_jsonl
 from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id, generative_variant
 
 FIELDS = ("question", "answer", "passage")
-ORACLE_EXCEPTIONS: dict[str, str] = {}
 
 
 def from_superglue(record: dict) -> dict:

@@ -16,6 +16,7 @@ from qwen_pipe.tasks.base import (
     PromptStyle,
     Response,
     SampleScore,
+    embedded_exemplars,
     embedded_records,
     first_shots,
     read_mirror_jsonl,
@@ -63,7 +64,7 @@ class GSM8K(GenerationTask):
         return "gsm8k-" + hashlib.sha256(record["question"].encode()).hexdigest()[:16]
 
     def _shots(self) -> list[dict]:
-        return first_shots(embedded_records("gsm8k_fewshot.jsonl"), self.shots, "gsm8k")
+        return first_shots(embedded_exemplars("gsm8k_fewshot.jsonl"), self.shots, "gsm8k")
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
         if style.chat:

@@ -21,7 +21,6 @@ FIELDS = (
     "split_type",
     "label",
 )
-ORACLE_EXCEPTIONS: dict[str, str] = {}
 _BRACKETED = re.compile(r"\[.*?\]")
 
 

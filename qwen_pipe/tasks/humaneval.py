@@ -7,6 +7,7 @@ problem's reference solution measured on this machine (qwen_pipe.sandbox.calibra
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import re
@@ -48,6 +49,7 @@ def evalplus_chat_prompt(code_prompt: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"{EVALPLUS_INSTRUCTION}\n```\n{code_prompt.strip()}\n```\n"}]
 
 
+@functools.lru_cache(maxsize=1024)  # asked per answer; the tests are megabytes and hash once per string
 def plus_test_hints(test: str) -> tuple[str, str, tuple[str, ...]]:
     """What the judge may do ahead in an EvalPlus test: (function called as f(*inp), prefetch, memoize).
 

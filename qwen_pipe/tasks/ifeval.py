@@ -30,12 +30,12 @@ MAX_NEW_TOKENS = 1280  # lm-eval ifeval max_gen_toks
 # Records no response can follow, with `oracle_gap`'s reason: each asks to repeat the prompt first, and the
 # prompt itself breaks another instruction (a comma, a forbidden word, a keyword used too often) that nothing
 # after it can repair. The oracle answers "" for them, so it scores 536/541 on the prompt level.
-ORACLE_EXCEPTIONS = {
-    374: "no adjustment repairs keywords:forbidden_words",
-    1627: "no adjustment repairs punctuation:no_comma",
-    3369: "no adjustment repairs keywords:frequency",
-    3371: "no adjustment repairs keywords:forbidden_words",
-    3718: "no adjustment repairs punctuation:no_comma",
+ORACLE_EXCEPTIONS: dict[str, str] = {
+    "ifeval-374": "no adjustment repairs keywords:forbidden_words",
+    "ifeval-1627": "no adjustment repairs punctuation:no_comma",
+    "ifeval-3369": "no adjustment repairs keywords:frequency",
+    "ifeval-3371": "no adjustment repairs keywords:forbidden_words",
+    "ifeval-3718": "no adjustment repairs punctuation:no_comma",
 }
 
 
@@ -64,6 +64,7 @@ def ratio_and_stderr(followed: Sequence[int], counts: Sequence[int]) -> dict:
 @register
 class IFEval(GenerationTask):
     name = "ifeval"
+    oracle_exceptions = ORACLE_EXCEPTIONS
     kind = "instruction"
     source = DataSource(
         hub_id="google/IFEval",

@@ -16,6 +16,7 @@ from qwen_pipe.tasks.base import (
     PromptStyle,
     Response,
     SampleScore,
+    embedded_exemplars,
     embedded_records,
     first_shots,
     read_mirror_jsonl,
@@ -64,7 +65,7 @@ class Math500(GenerationTask):
 
     def _shots(self) -> list[dict]:
         return first_shots(
-            embedded_records("math500_fewshot.jsonl"),
+            embedded_exemplars("math500_fewshot.jsonl"),
             self.shots,
             "math500",
             "use at most 4 shots",

@@ -20,6 +20,7 @@ from qwen_pipe.tasks.base import (
     DataSource,
     Prompt,
     PromptStyle,
+    embedded_exemplars,
     embedded_records,
     first_shots,
     read_mirror_jsonl,
@@ -82,7 +83,7 @@ class MBPP(CodeTask):
         return str(record["task_id"])
 
     def _shots(self) -> list[dict]:
-        return first_shots(embedded_records("mbpp_fewshot.jsonl"), self.shots, "mbpp")
+        return first_shots(embedded_exemplars("mbpp_fewshot.jsonl"), self.shots, "mbpp")
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
         if style.chat:

@@ -78,6 +78,7 @@ def subject_aggregate(
 @register
 class MMLU(MultipleChoiceTask):
     name = "mmlu"
+    oracle_exceptions = ORACLE_EXCEPTIONS
     source = DataSource(
         hub_id="cais/mmlu",
         hub_config="all",

@@ -6,8 +6,8 @@ the choice), with ties going to the first choice (numpy argmax, as lm-eval).
 
 The oracle engine answers by the requests' gold flags. A request is marked gold when its option's text equals
 a gold option's text, so the oracle behaves like a perfect model that can only judge text: an item where a
-wrong option repeats the gold text before it is a tie that argmax resolves against the key. Each task module
-lists such items in `ORACLE_EXCEPTIONS`.
+wrong option repeats the gold text before it is a tie that argmax resolves against the key. Each task lists
+such items in its `oracle_exceptions`; the letter-choice variants have none (the gold letter is never tied).
 
 `generative_variant(cls)` derives `<name>_gen`: the question with lettered options and an instruction to
 answer with the letter, for chat models through the chat template and for base models as a plain completion

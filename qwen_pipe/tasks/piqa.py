@@ -11,7 +11,6 @@ from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id, gene
 
 FIELDS = ("goal", "sol1", "sol2", "label")
 RAW_FIELDS = ("id", "goal", "sol1", "sol2")
-ORACLE_EXCEPTIONS: dict[str, str] = {}
 
 
 def read_labels(path: Path) -> list[int]:

@@ -87,6 +87,7 @@ def mc2(logprobs: Sequence[float], labels: Sequence[int]) -> float:
 @register
 class TruthfulQA(MultipleChoiceTask):
     name = "truthfulqa"
+    oracle_exceptions = ORACLE_EXCEPTIONS
     source = DataSource(
         hub_id="truthfulqa/truthful_qa",
         hub_config="multiple_choice",

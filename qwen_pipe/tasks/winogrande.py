@@ -14,7 +14,6 @@ from qwen_pipe.tasks.base import DataSource, embedded_records, mirror_file, read
 from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id, generative_variant
 
 FIELDS = ("sentence", "option1", "option2", "answer")
-ORACLE_EXCEPTIONS: dict[str, str] = {}
 
 
 @register
