@@ -16,10 +16,12 @@ from pathlib import Path
 
 from qwen_pipe.config import load_params
 from qwen_pipe.engines.oracle import OracleEngine
-from qwen_pipe.evaluation import GenerationSettings, generate_records, score_records
+from qwen_pipe.generate import GenerationSettings, generate_records
 from qwen_pipe.prompting import PromptRenderer
-from qwen_pipe.tasks import get_task, task_names
+from qwen_pipe.score import score_records
+from qwen_pipe.tasks import task_names
 from qwen_pipe.tasks.base import GenerationTask, PromptStyle
+from qwen_pipe.tasks.registry import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLE = PromptStyle(chat=False)  # completion prompts: nothing loads a tokenizer

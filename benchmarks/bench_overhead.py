@@ -116,13 +116,12 @@ TARGETS = {
     "qwen_pipe.config": patch_functions("load_params"),
     "qwen_pipe.sources.fetch": patch_functions("read_dataset"),
     "qwen_pipe.isolation": patch_functions("run_isolated"),
-    "qwen_pipe.pipeline": patch_functions("generate_model", "run_generation"),
+    "qwen_pipe.generate": patch_functions("generate_model", "run_generation", "ResponseCache.flush"),
     "qwen_pipe.models.identity": patch_functions("model_identity"),
     "qwen_pipe.prompting": patch_functions("PromptRenderer.render"),
     "qwen_pipe.engines.vllm_engine": patch_functions("VLLMEngine.__init__", "VLLMEngine.close"),
     "qwen_pipe.provenance": patch_functions("provenance"),
     "qwen_pipe.io": patch_functions("write_json", "write_jsonl"),
-    "qwen_pipe.evaluation": patch_functions("ResponseCache.flush"),
 }
 
 class Hook:
@@ -175,11 +174,11 @@ def prepare(model: str, prompts: int, shots: int, max_new_tokens: int, mirror: P
     """A working folder laid out like the repository (params.yaml, data/), and the raw side's inputs."""
     sys.path.insert(0, str(ROOT))
     from qwen_pipe.config import load_params
+    from qwen_pipe.generate import generation_settings, pick_samples, prompt_style
     from qwen_pipe.models.tiny import build_tiny_model, tiny_qwen3_architecture
-    from qwen_pipe.pipeline import generation_settings, pick_samples, prompt_style
     from qwen_pipe.prompting import PromptRenderer
     from qwen_pipe.sources.fetch import load_records, write_dataset
-    from qwen_pipe.tasks import get_task
+    from qwen_pipe.tasks.registry import get_task
 
     work = WORK / f"{model}-{prompts}x{shots}shot-{max_new_tokens}"
     (work / "data").mkdir(parents=True, exist_ok=True)
@@ -226,7 +225,9 @@ def prepare(model: str, prompts: int, shots: int, max_new_tokens: int, mirror: P
     renderer = PromptRenderer(spec)
     texts = [renderer.render(task.prompt(s, style), style) for s in samples]
     (work / "prompts.json").write_text(json.dumps(texts), encoding="utf-8")
-    sampling = generation_settings(params, spec).sampling_for(task.sampling(style))
+    sampling = generation_settings(params, spec, params.generate.presets[0]).sampling_for(
+        task.sampling(style)
+    )
     return {
         "work": work,
         "model": name,
@@ -275,6 +276,8 @@ def run_side(side: str, setup: dict, llm_kwargs: dict | None) -> dict:
             str(ROOT / "stages" / "generate.py"),
             "--model",
             setup["model"],
+            "--preset",
+            "balanced",
             "--dataset",
             "gsm8k",
         ]
@@ -334,7 +337,8 @@ def texts_match(setup: dict) -> bool:
     work = setup["work"]
     raw = json.loads((work / "raw_texts.json").read_text(encoding="utf-8"))
     records = [
-        json.loads(line) for line in (work / "data/generations" / setup["model"] / "gsm8k.jsonl").open()
+        json.loads(line)
+        for line in (work / "data/generations" / setup["model"] / "balanced" / "gsm8k.jsonl").open()
     ]
     ours = {r["id"]: r["responses"][0]["text"] for r in records}
     prompts = {r["id"]: r["responses"][0]["prompt"] for r in records}

@@ -9,6 +9,10 @@ reports how many reference solutions passed: all of them, every time, is the tar
 twice evalplus's tests per second.
 
     .venv/bin/python benchmarks/bench_sandbox_plus.py [--datasets humaneval_plus,mbpp_plus] [--workers 2] [--runs 3]
+        [--evalplus-python PATH]
+
+evalplus may live in a venv of its own (`python -m venv /tmp/evalplus && /tmp/evalplus/bin/pip install
+evalplus==0.3.1`): pass that interpreter as --evalplus-python (default: this one).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import time
 from pathlib import Path
 
 from qwen_pipe.sandbox import isolation_mode
-from qwen_pipe.tasks import get_task
+from qwen_pipe.tasks.registry import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = {  # evalplus's own files in the mirror, and its dataset names
@@ -47,15 +51,11 @@ print(json.dumps({"wall": wall, "passed": passed, "failed": sorted(k for k, rs i
 """
 
 
-def evalplus_installed() -> bool:
-    try:
-        import evalplus  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def evalplus_installed(python: str) -> bool:
+    return subprocess.run([python, "-c", "import evalplus"], capture_output=True, check=False).returncode == 0
 
 
-def evalplus_run(name: str, data_dir: Path, folder: Path, workers: int) -> dict:
+def evalplus_run(name: str, data_dir: Path, folder: Path, workers: int, python: str) -> dict:
     relative, dataset, override = NATIVE[name]
     native = data_dir / relative
     samples = folder / f"{dataset}_samples.jsonl"
@@ -68,7 +68,7 @@ def evalplus_run(name: str, data_dir: Path, folder: Path, workers: int) -> dict:
     samples.with_name(f"{dataset}_samples_eval_results.json").unlink(missing_ok=True)
     env = {**os.environ, override: str(native), "XDG_CACHE_HOME": str(folder / "cache")}
     done = subprocess.run(
-        [sys.executable, "-c", EVALPLUS_RUN, dataset, str(samples), str(workers)],
+        [python, "-c", EVALPLUS_RUN, dataset, str(samples), str(workers)],
         capture_output=True,
         text=True,
         env=env,
@@ -119,8 +119,9 @@ def main() -> None:
         type=Path,
         default=Path(os.environ.get("QWEN_PIPE_DATA_DIR") or ROOT.parent / "shared" / "datasets"),
     )
+    parser.add_argument("--evalplus-python", default=sys.executable, help="an interpreter with evalplus")
     args = parser.parse_args()
-    have_evalplus = evalplus_installed()
+    have_evalplus = evalplus_installed(args.evalplus_python)
     if not have_evalplus:
         print("evalplus not installed: pip install evalplus==0.3.1 (timing qwen-pipe alone)")
     print(f"sandbox: {isolation_mode()['mode']}, {args.workers} workers, {os.cpu_count()} CPUs")
@@ -131,13 +132,17 @@ def main() -> None:
             cache = Path(folder) / "calibration"
             ours_cold = qwen_pipe_run(name, args.data_dir, cache, args.workers)
             theirs_cold = (
-                evalplus_run(name, args.data_dir, Path(folder), args.workers) if have_evalplus else None
+                evalplus_run(name, args.data_dir, Path(folder), args.workers, args.evalplus_python)
+                if have_evalplus
+                else None
             )
             ours, theirs = [], []
             for _ in range(args.runs):  # alternating, so both see the same machine load
                 ours.append(qwen_pipe_run(name, args.data_dir, cache, args.workers))
                 if have_evalplus:
-                    theirs.append(evalplus_run(name, args.data_dir, Path(folder), args.workers))
+                    theirs.append(
+                        evalplus_run(name, args.data_dir, Path(folder), args.workers, args.evalplus_python)
+                    )
         report("qwen-pipe cold (calibrating)", [ours_cold], tests, problems)
         median_ours = report("qwen-pipe warm", ours, tests, problems)
         if have_evalplus:

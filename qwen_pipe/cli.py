@@ -95,8 +95,10 @@ def datasets_list(
     as_json: bool = JsonOption,
     markdown: bool = typer.Option(False, "--markdown", help="print docs/tasks.md (the full table)"),
 ) -> None:
-    """Every dataset: source (hub id, config), split, N, metric."""
-    from qwen_pipe.tasks import get_task, task_names
+    """Every dataset: source (hub id, config), split, N, metric, and the other answer formats it has."""
+    from qwen_pipe.tasks import task_names
+    from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask
+    from qwen_pipe.tasks.registry import get_task
 
     if markdown:
         from qwen_pipe.taskdocs import render
@@ -113,6 +115,7 @@ def datasets_list(
             "metric": t.primary_metric,
             "kind": t.kind,
             "shots": t.shots,
+            "formats": ["letters"] if isinstance(t, MultipleChoiceTask) else [],
         }
         for t in tasks
     ]
@@ -120,7 +123,8 @@ def datasets_list(
         typer.echo(json.dumps(rows, indent=2))
         return
     _print_table(
-        ["name", "source", "split", "N", "metric", "kind", "shots"], [list(r.values()) for r in rows]
+        ["name", "source", "split", "N", "metric", "kind", "shots", "formats (tasks.<name>.format)"],
+        [[*list(r.values())[:-1], ", ".join(r["formats"]) or "-"] for r in rows],
     )
 
 
@@ -179,10 +183,12 @@ def datasets_summary(
 
 @app.command()
 def validate(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> None:
-    """Check every model x preset configuration (memory estimate against one 80 GB H100)."""
+    """Check every model x preset configuration (memory estimate against one 80 GB H100) and that every
+    prompt of the run plus its output budget fits the context of each preset that generates."""
     from qwen_pipe.validation import validate_all
 
-    checks = validate_all(load_params(params_path))
+    params = load_params(params_path)
+    checks = validate_all(params, _run_requests(params))
     if as_json:
         typer.echo(json.dumps([c.as_dict() for c in checks], indent=2))
     else:
@@ -198,6 +204,25 @@ def validate(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> No
         raise QwenPipeError(f"{failed} of {len(checks)} configurations FAIL", "see the reasons above")
 
 
+def _run_requests(params) -> dict[str, dict]:
+    """The request summaries of the run's datasets: the fetch stage's, else computed from the configured source."""
+    from qwen_pipe.cells import DATASETS_DIR
+    from qwen_pipe.sources.fetch import load_records
+    from qwen_pipe.tasks.registry import task_for
+    from qwen_pipe.tasks.requests import requests_summary
+    from qwen_pipe.validation import run_requests
+
+    try:
+        return run_requests(params, DATASETS_DIR)
+    except QwenPipeError:
+        out = {}
+        for dataset in params.run.datasets:
+            task = task_for(params, dataset)
+            records, _ = load_records(task, params.fetch.source, params.fetch.data_dir)
+            out[dataset] = requests_summary(task, records)
+        return out
+
+
 @app.command()
 def profile(
     name: str = typer.Argument(..., help="a profile of params.yaml `profiles`"),
@@ -208,6 +233,31 @@ def profile(
 
     changed = apply_profile(params_path, name)
     typer.echo(f"{params_path}: profile {name} ({', '.join(changed) or 'already active'})")
+
+
+@app.command("dvc-deps")
+def dvc_deps(
+    write: bool = typer.Option(False, "--write", help="rewrite the code deps in dvc.yaml (other deps kept)"),
+    check: bool = typer.Option(False, "--check", help="exit 2 when dvc.yaml disagrees (the default)"),
+) -> None:
+    """Compare every stage's code deps in dvc.yaml with the files its code imports (static import closure)."""
+    from qwen_pipe.codedeps import DVC_FILE, check_dvc_deps, write_dvc_deps
+
+    if write:
+        changed = write_dvc_deps()
+        typer.echo(
+            f"{DVC_FILE.name}: code deps rewritten for {', '.join(changed) or 'no stage (all agreed)'}"
+        )
+        return
+    problems = check_dvc_deps()
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        raise QwenPipeError(
+            f"{len(problems)} stage(s) of dvc.yaml declare other code than they import",
+            "run `qwen-pipe dvc-deps --write` and commit dvc.yaml",
+        )
+    typer.echo(f"{DVC_FILE.name}: every stage's code deps are its import closure")
 
 
 @app.command()
@@ -359,7 +409,9 @@ def coverage(
 def evaluate(
     models_arg: str = typer.Option(..., "--models", help="comma-separated model names (qwen-pipe models)"),
     datasets_arg: str = typer.Option(..., "--datasets", help="comma-separated datasets, or all"),
-    preset: str | None = typer.Option(None, help="engine preset (default: params generate.preset)"),
+    preset: str | None = typer.Option(
+        None, help="engine preset (default: the first of params generate.presets)"
+    ),
     sample_limit: int | None = typer.Option(
         None, min=1, help="deterministic subset per dataset (default: all)"
     ),
@@ -384,7 +436,7 @@ def evaluate(
     request = EvalRequest(
         models=_split(models_arg, params.model_names(), "model"),
         datasets=_split(datasets_arg, task_names(), "dataset"),
-        preset=preset or params.generate.preset,
+        preset=preset or params.generate.presets[0],
         sample_limit=sample_limit,
         engine=engine or params.engine.name,
         data_dir=data_dir,

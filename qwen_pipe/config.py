@@ -15,6 +15,12 @@ from qwen_pipe.models.spec import ModelSpec
 PARAMS_FILE = Path("params.yaml")
 MODELS_DIR = Path("data/models")  # where the build_models stage writes tiny models
 EngineName = Literal["vllm", "transformers", "openai", "oracle"]
+THINKING_MAX_NEW_TOKENS = 32768  # Qwen3 report: thinking runs may use up to 32,768 output tokens
+
+
+def output_budget(override: int | None, thinking: bool, task_budget: int) -> int:
+    """Output tokens a request may use: the run's override, else thinking's budget, else the task's."""
+    return override or (THINKING_MAX_NEW_TOKENS if thinking else task_budget)
 
 
 class Strict(BaseModel):
@@ -126,7 +132,9 @@ class CoverageParams(Strict):
 
 
 class GenerateParams(Strict):
-    preset: str = "balanced"
+    presets: list[str] = Field(
+        ["balanced"], min_length=1
+    )  # a matrix axis: each preset's results side by side
     seed: int = 1234
     sample_seed: int = 0  # picks the sample_limit subset
     thinking: bool = False  # Qwen3 thinking mode; the <think> block is stripped before scoring
@@ -137,6 +145,7 @@ class GenerateParams(Strict):
 class TaskParams(Strict):
     sample_limit: int | None = Field(None, gt=0)  # None: the whole split
     shots: int | None = Field(None, ge=0)  # None: the published setting
+    format: Literal["letters"] | None = None  # multiple choice asked as a letter choice (chat models)
 
 
 class ScoreParams(Strict):
@@ -170,9 +179,13 @@ class Params(Strict):
         for name in self.run.models:
             if name not in known_models:
                 raise unknown_name("model", name, known_models)
-        for name in [*self.run.presets, self.generate.preset]:
+        for name in [*self.run.presets, *self.generate.presets]:
             if name not in self.presets:
                 raise unknown_name("preset", name, list(self.presets))
+        if len(set(self.generate.presets)) != len(self.generate.presets):
+            raise QwenPipeError(
+                f"generate.presets lists a preset twice: {self.generate.presets}", "list each preset once"
+            )
         for name in [*self.run.datasets, *self.tasks]:
             if name not in task_names():
                 raise unknown_name("dataset", name, task_names())

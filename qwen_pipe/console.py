@@ -1,4 +1,5 @@
-"""Running a Typer app so that user errors end as one line on stderr with exit code 2, never a traceback."""
+"""What a person reads: a Typer app whose user errors end as one line on stderr with exit code 2 (never a
+traceback), and the one number format of the console and the report."""
 
 from __future__ import annotations
 
@@ -43,3 +44,20 @@ def os_error_line(error: OSError) -> str:
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write {where}: {error.strerror} (fix: check the folder's permissions or pick another output dir)"
     return f"{error.strerror or error} ({where})"
+
+
+def fmt(value, digits: int = 4) -> str:
+    """The one number format of the report (tests compare it with the metrics files)."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if abs(value) >= 100:  # throughputs, token counts: the fraction is noise
+            return f"{value:,.0f}"
+        if abs(value) > 1:  # seconds, GiB, ratios
+            return f"{value:.2f}"
+        return f"{value:.{digits}f}"  # scores, fractions and their standard errors
+    return str(value)

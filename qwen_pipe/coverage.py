@@ -391,7 +391,7 @@ def import_framework(engine_name: str) -> float:
 
 def load_engine(spec: ModelSpec, preset: Preset, engine_params: EngineParams, load_format: str):
     """(engine, tokenizer, seconds to load)."""
-    from qwen_pipe.engines import make_engine
+    from qwen_pipe.engines.registry import make_engine
 
     started = time.perf_counter()
     engine = make_engine(engine_params.name, spec, preset, engine_params, load_format=load_format)

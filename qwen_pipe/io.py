@@ -40,11 +40,15 @@ def read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def read_json_tree(root: Path) -> dict[str, dict]:
-    """`root/<group>/<name>.json` as {group: {name: document}} (e.g. metrics/eval: model -> dataset)."""
+def read_json_tree(root: Path, depth: int = 2) -> dict[str, dict]:
+    """`root/<a>/<name>.json` as {a: {name: document}} (depth 2, e.g. metrics/coverage: model -> preset), or
+    `root/<a>/<b>/<name>.json` as {a: {b: {name: document}}} (depth 3, metrics/eval: model -> preset -> dataset)."""
     out: dict[str, dict] = {}
-    for path in sorted(Path(root).glob("*/*.json")):
-        out.setdefault(path.parent.name, {})[path.stem] = read_json(path)
+    for path in sorted(Path(root).glob("/".join(["*"] * depth) + ".json")):
+        node = out
+        for part in path.relative_to(root).parts[:-1]:
+            node = node.setdefault(part, {})
+        node[path.stem] = read_json(path)
     return out
 
 

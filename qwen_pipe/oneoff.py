@@ -10,15 +10,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from qwen_pipe.cells import Cell, output_layout, select_samples
 from qwen_pipe.config import MODELS_DIR, Params
+from qwen_pipe.console import fmt
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.evaluation import select_samples
+from qwen_pipe.generate import generate_isolated
 from qwen_pipe.io import write_json, write_jsonl
-from qwen_pipe.pipeline import generate_isolated, output_layout, score_cell
-from qwen_pipe.report import fmt
+from qwen_pipe.score import score_cell
 from qwen_pipe.sources.fetch import load_records
-from qwen_pipe.tasks import get_task
 from qwen_pipe.tasks.base import GenerationTask
+from qwen_pipe.tasks.registry import task_for
 
 SUMMARY_KEYS = ("primary_metric", "score", "stderr", "n", "metrics", "embedded_sample", "shots", "thinking")
 
@@ -50,13 +51,13 @@ def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] |
     params = params.model_copy(
         update={
             "generate": params.generate.model_copy(
-                update={"thinking": request.thinking, "preset": request.preset}
+                update={"thinking": request.thinking, "presets": [request.preset]}
             )
         }
     )
     source = "mirror" if request.data_dir else params.fetch.source
     data_dir = request.data_dir or params.fetch.data_dir
-    tasks = {name: get_task(name, shots=params.task_params(name).shots) for name in request.datasets}
+    tasks = {name: task_for(params, name) for name in request.datasets}
     data = {name: load_records(task, source, data_dir) for name, task in tasks.items()}  # fail fast
     if request.engine == "oracle":
         for name, task in tasks.items():
@@ -78,17 +79,18 @@ def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] |
         results[model] = {}
         if spec.tiny:
             ensure_tiny_model(params, model)
-        outcomes = generate_isolated(params, model, chosen, layout, request.engine)
+        outcomes = generate_isolated(params, model, request.preset, chosen, layout, request.engine)
         for name, task in tasks.items():
             if "failure" in outcomes[name]:
                 failures.append(outcomes[name]["failure"])
                 say(f"{model} x {name}: failed: {failures[-1]['error_type']}: {failures[-1]['message']}")
                 continue
-            rows, result = score_cell(task, data[name][0], layout, model, params.score.flush_every)
+            cell = Cell(model, request.preset, name)
+            rows, result = score_cell(task, data[name][0], layout, cell, params.score.flush_every)
             if request.detailed:
                 result["failed_samples"] = [r["id"] for r in rows if not r["correct"]]
-            write_jsonl(layout.scores / model / f"{name}.jsonl", rows)
-            write_json(layout.metrics / model / f"{name}.json", result)
+            write_jsonl(layout.score_rows(cell), rows)
+            write_json(layout.metrics_file(cell), result)
             results[model][name] = result
             say(
                 f"{model} x {name}: {result['primary_metric']} = {fmt(result['score'])} ± {fmt(result['stderr'])} (n={result['n']})"

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from qwen_pipe.console import fmt
 from qwen_pipe.io import read_json, read_json_tree
 
 METRICS = Path("metrics")
 MAX_ERROR_RATE = 0.05  # the plan's bound on failed cells and requests per run
-
-
-def fmt(value, digits: int = 4) -> str:
-    """The one number format of the report (tests compare it with the metrics files)."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if abs(value) >= 100:  # throughputs, token counts: the fraction is noise
-            return f"{value:,.0f}"
-        if abs(value) > 1:  # seconds, GiB, ratios
-            return f"{value:.2f}"
-        return f"{value:.{digits}f}"  # scores, fractions and their standard errors
-    return str(value)
+MAX_TRUNCATION_RATE = 0.01  # a cell above this is flagged: its score counts cut-off answers
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -33,17 +19,53 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return lines
 
 
-def load_metrics(root: Path = METRICS) -> dict:
-    """Every metrics document the pipeline wrote, by stage."""
+def load_metrics(root: Path = METRICS, run: RunCells | None = None) -> dict:
+    """The metrics documents the pipeline wrote, by stage; with `run`, only the cells of that run.
 
+    DVC leaves the files of cells a run no longer has (a preset or model taken out of params.yaml) where
+    they were: they are listed under `stale` and never counted or shown as results.
+    """
     optional = {
         name: root / f"{name}.json" for name in ("validate", "scaling", "performance", "cost_scaling")
     }
+    evals, coverage = read_json_tree(root / "eval", depth=3), read_json_tree(root / "coverage")
+    stale: list[str] = []
+    if run is not None:
+        evals, stale_eval = _keep(evals, run.models, run.generate_presets, run.datasets)
+        coverage, stale_coverage = _keep(coverage, run.models, run.coverage_presets)
+        stale = [*(f"eval/{c}" for c in stale_eval), *(f"coverage/{c}" for c in stale_coverage)]
     return {
-        "eval": read_json_tree(root / "eval"),
-        "coverage": read_json_tree(root / "coverage"),
+        "eval": evals,
+        "coverage": coverage,
+        "stale": stale,
         **{name: read_json(path) if path.is_file() else None for name, path in optional.items()},
     }
+
+
+@dataclass(frozen=True)
+class RunCells:
+    """What a run evaluates: params `run.models`, `generate.presets`, `run.datasets` and `run.presets`."""
+
+    models: list[str]
+    generate_presets: list[str]
+    datasets: list[str]
+    coverage_presets: list[str]
+
+
+def _keep(tree: dict, *levels: list[str]) -> tuple[dict, list[str]]:
+    """The part of a nested {a: {b: ...}} tree whose keys are in `levels`, and the paths of the rest."""
+    kept: dict = {}
+    dropped: list[str] = []
+    for key, value in tree.items():
+        if key not in levels[0]:
+            dropped.append(key)
+        elif len(levels) == 1:
+            kept[key] = value
+        else:
+            inner, lost = _keep(value, *levels[1:])
+            kept[key] = inner
+            dropped += [f"{key}/{path}" for path in lost]
+    return kept, dropped
 
 
 def readiness(metrics: dict) -> list[dict]:
@@ -75,27 +97,48 @@ def readiness(metrics: dict) -> list[dict]:
                     "status": "PASS" if passed == len(cells) else "FAIL",
                 }
             )
-    evals = [doc for by_dataset in metrics["eval"].values() for doc in by_dataset.values()]
+    evals = eval_documents(metrics)
     if evals:
-        failed = [d for d in evals if d.get("status") == "failed"]
-        requests = sum(d.get("requests", 0) for d in evals)
-        errors = sum(d.get("request_errors", 0) for d in evals)
-        rate = (len(failed) + errors / max(requests, 1) * (len(evals) - len(failed))) / len(evals)
+        rate, detail = error_rate(evals)
         checks.append(
             {
                 "check": f"error rate < {MAX_ERROR_RATE:.0%}",
-                "value": f"{rate:.2%} ({len(failed)}/{len(evals)} cells failed, {errors}/{requests} requests failed)",
+                "value": f"{rate:.2%} ({detail})",
                 "status": "PASS" if rate < MAX_ERROR_RATE else "FAIL",
             }
         )
     return checks
 
 
+def eval_documents(metrics: dict) -> list[dict]:
+    """Every evaluation cell's metrics document (model -> preset -> dataset in the tree)."""
+    return [
+        doc
+        for by_preset in metrics["eval"].values()
+        for cells in by_preset.values()
+        for doc in cells.values()
+    ]
+
+
+def error_rate(evals: list[dict]) -> tuple[float, str]:
+    """The share of requests that failed, counting every kind: each truncated response, prompt too long,
+    sandbox timeout or crash, and every request of a cell that failed as a whole."""
+    kinds: dict[str, int] = {}
+    requests = 0
+    for doc in evals:
+        requests += doc.get("requests") or (1 if doc.get("status") == "failed" else 0)
+        for kind, count in (doc.get("failed_requests") or {}).items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    rate = sum(kinds.values()) / requests if requests else 0.0
+    failed_cells = sum(1 for d in evals if d.get("status") == "failed")
+    parts = [f"{failed_cells}/{len(evals)} cells failed"]
+    parts += [f"{count:,} {kind.replace('_', ' ')}" for kind, count in sorted(kinds.items()) if count]
+    return rate, f"{', '.join(parts)}; {requests:,} requests"
+
+
 def failures(metrics: dict) -> list[dict]:
     """Every recorded failure: evaluation cells that produced no result, coverage cells that did not load."""
-    out = [
-        d["failure"] for by in metrics["eval"].values() for d in by.values() if d.get("status") == "failed"
-    ]
+    out = [d["failure"] for d in eval_documents(metrics) if d.get("status") == "failed"]
     for by_preset in metrics["coverage"].values():
         for doc in by_preset.values():
             if doc.get("error"):
@@ -115,8 +158,8 @@ def failures(metrics: dict) -> list[dict]:
 
 def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
     lines = [f"# {title}", ""]
-    evals = metrics["eval"]
-    any_doc = next((d for by in evals.values() for d in by.values() if d.get("status") != "failed"), None)
+    evals = eval_documents(metrics)
+    any_doc = next((d for d in evals if d.get("status") != "failed"), None)
     if any_doc:
         prov = any_doc["provenance"]
         hw = prov["hardware"]
@@ -135,39 +178,61 @@ def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
 
     if evals:
         lines += ["## Accuracy", ""]
-        samples = any(d.get("embedded_sample") for by in evals.values() for d in by.values())
-        if samples:
+        if any(d.get("embedded_sample") for d in evals):
             lines += [
                 "Datasets marked * are small samples written for the embedded default, not the benchmarks: "
                 "never compare them with published numbers.",
                 "",
             ]
         rows = []
-        for model, by_dataset in sorted(evals.items()):
-            for dataset, doc in sorted(by_dataset.items()):
-                if doc.get("status") == "failed":
-                    rows.append([model, dataset, doc["primary_metric"], "FAILED", "-", 0, "-", "-"])
-                    continue
+        flagged = []
+        for doc in sorted(evals, key=lambda d: (d["model"], d.get("preset") or "", d["dataset"])):
+            cell = [doc["model"], doc.get("preset") or "–"]
+            if doc.get("status") == "failed":
                 rows.append(
-                    [
-                        model,
-                        dataset + (" *" if doc.get("embedded_sample") else ""),
-                        doc["primary_metric"],
-                        doc["score"],
-                        doc["stderr"],
-                        doc["n"],
-                        doc["shots"],
-                        "on" if doc.get("thinking") else "off",
-                    ]
+                    [*cell, doc["dataset"], doc["primary_metric"], "FAILED", None, 0, None, None, None]
                 )
-        lines += _table(["model", "dataset", "metric", "score", "stderr", "n", "shots", "thinking"], rows)
+                continue
+            truncation = doc.get("truncation_rate")
+            if truncation is not None and truncation > MAX_TRUNCATION_RATE:
+                flagged.append(f"{doc['model']} x {doc.get('preset')} x {doc['dataset']}")
+            rows.append(
+                [
+                    *cell,
+                    doc["dataset"] + (" *" if doc.get("embedded_sample") else ""),
+                    doc["primary_metric"],
+                    doc["score"],
+                    doc["stderr"],
+                    doc["n"],
+                    _truncations(doc),
+                    doc["shots"],
+                    "on" if doc.get("thinking") else "off",
+                ]
+            )
+        lines += _table(
+            [
+                "model",
+                "preset",
+                "dataset",
+                "metric",
+                "score",
+                "stderr",
+                "n",
+                "truncated",
+                "shots",
+                "thinking",
+            ],
+            rows,
+        )
         lines.append("")
-        sandboxes = {
-            d["sandbox"]["mode"]: d["sandbox"]
-            for by in evals.values()
-            for d in by.values()
-            if d.get("sandbox")
-        }
+        if flagged:
+            lines += [
+                f"**Truncation above {MAX_TRUNCATION_RATE:.0%}** in {len(flagged)} cell(s) ({', '.join(flagged)}): "
+                "their answers were cut at the output budget or the context limit, so the scores count unfinished "
+                "answers. Raise the budget (a long_context preset for thinking runs) or check the model stops.",
+                "",
+            ]
+        sandboxes = {d["sandbox"]["mode"]: d["sandbox"] for d in evals if d.get("sandbox")}
         for mode, sandbox in sorted(sandboxes.items()):
             if sandbox.get("warning"):
                 lines += [f"**{sandbox['warning']}** ({sandbox.get('why', '')})", ""]
@@ -186,6 +251,7 @@ def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
         rows = [
             [
                 p["family"],
+                p["preset"],
                 p["small"],
                 p["large"],
                 p["parameters"]["ratio"],
@@ -200,6 +266,7 @@ def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
         lines += _table(
             [
                 "family",
+                "preset",
                 "small",
                 "large",
                 "parameter ratio",
@@ -213,16 +280,32 @@ def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
         )
         lines.append("")
         rows = [
-            [p["family"], dataset, d["small"], d["large"], d["delta"], d["delta_stderr"], d["significant"]]
+            [
+                p["family"],
+                p["preset"],
+                dataset,
+                d["small"],
+                d["large"],
+                d["delta"],
+                d["delta_stderr"],
+                d["significant"],
+            ]
             for p in scaling["pairs"]
             for dataset, d in sorted(p["datasets"].items())
         ]
         if rows:
             lines += _table(
-                ["family", "dataset", "small", "large", "delta", "delta stderr", "significant"], rows
+                ["family", "preset", "dataset", "small", "large", "delta", "delta stderr", "significant"],
+                rows,
             )
             lines.append("")
 
+    if metrics.get("stale"):
+        lines += [
+            f"Not part of this run (left by an earlier configuration, not counted above): "
+            f"{', '.join(f'metrics/{path}' for path in metrics['stale'])}.",
+            "",
+        ]
     failed = failures(metrics)
     if failed:
         lines += [
@@ -264,6 +347,14 @@ def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
         lines += _table(["model", "preset", "status", "estimate GiB", "budget GiB", "reasons"], rows)
         lines.append("")
     return "\n".join(lines)
+
+
+def _truncations(doc: dict) -> str:
+    """ "3/20 (15%)": truncated responses of the cell's requests."""
+    truncated, requests = doc.get("truncated"), doc.get("requests")
+    if truncated is None or not requests:
+        return "–"
+    return f"{truncated}/{requests:,} ({truncated / requests:.0%})"
 
 
 def performance_section(metrics: dict, report_dir: Path = Path("reports")) -> list[str]:

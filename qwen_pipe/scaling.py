@@ -33,21 +33,26 @@ def compare_pair(
     coverage: dict[str, dict[str, dict]],
     preset: str,
 ) -> dict:
-    """`evals[model][dataset]` and `coverage[model][preset]` are the metrics documents of those stages."""
+    """`evals[model][dataset]` (the preset's cells) and `coverage[model][preset]` are metrics documents."""
     p_small, p_large = params.model(small).parameters, params.model(large).parameters
     param_ratio = p_large / p_small
     datasets = {}
     for dataset in sorted(set(evals.get(small, {})) & set(evals.get(large, {}))):
         a, b = evals[small][dataset], evals[large][dataset]
         delta = b["score"] - a["score"]
-        stderr = math.sqrt(a["stderr"] ** 2 + b["stderr"] ** 2)
+        undefined = a["stderr"] is None or b["stderr"] is None  # a cell of one sample has no stderr
+        stderr = None if undefined else math.sqrt(a["stderr"] ** 2 + b["stderr"] ** 2)
         datasets[dataset] = {
             "metric": a["primary_metric"],
             "small": a["score"],
             "large": b["score"],
             "delta": delta,
             "delta_stderr": stderr,
-            "significant": abs(delta) > 1.96 * stderr if stderr > 0 else delta != 0,
+            "significant": None
+            if stderr is None
+            else abs(delta) > 1.96 * stderr
+            if stderr > 0
+            else delta != 0,
             "delta_per_parameter_doubling": delta / math.log2(param_ratio) if param_ratio != 1 else None,
             "n": min(a["n"], b["n"]),
         }

@@ -1,11 +1,19 @@
-"""Checking every model x preset configuration before anything runs, memory estimate included."""
+"""Checking every model x preset configuration before anything runs: memory, and whether every prompt of
+the run plus its output budget fits the context (an output cut at the context limit is a silent 0)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-from qwen_pipe.config import Params, Preset, ValidateParams
+from qwen_pipe.config import GenerateParams, Params, Preset, ValidateParams, output_budget
+from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.io import read_json
 from qwen_pipe.models.spec import ModelSpec
+
+# Chat templates differ by model (Qwen2.5 adds a default system prompt; Qwen3 an empty think block): prompt
+# sizes are measured as ChatML (tasks/requests.py), and this many tokens are allowed on top.
+CHAT_TEMPLATE_MARGIN = 64
 
 GIB = 1024**3
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4, "auto": 2}
@@ -25,12 +33,27 @@ class MemoryEstimate:
 
 
 @dataclass
+class Fit:
+    """Whether the longest request of a dataset fits one model x preset's context."""
+
+    dataset: str
+    style: str  # base | chat | thinking
+    prompt_tokens: int  # the longest prompt (ChatML-measured, plus a margin for other chat templates)
+    output_tokens: int  # the output budget of every turn
+    turns: int
+    needed: int  # prompt + turns x output budget
+    context: int  # the preset's max_model_len, capped at the model's positions
+    fits: bool
+
+
+@dataclass
 class ConfigCheck:
     model: str
     preset: str
     status: str  # "PASS" | "FAIL"
     reasons: list[str] = field(default_factory=list)
     memory: MemoryEstimate | None = None
+    fits: list[Fit] = field(default_factory=list)  # the run's datasets, for the presets that generate
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,12 +121,73 @@ def check_configuration(
     return ConfigCheck(spec.name, preset_name, status, failures or notes, memory)
 
 
-def validate_all(params: Params) -> list[ConfigCheck]:
-    """Every registered model (built-in and params.yaml) under every preset."""
+def request_fit(
+    spec: ModelSpec, preset: Preset, dataset: str, requests: dict, generate: GenerateParams
+) -> Fit:
+    """The longest request of `dataset` (its fetch-time summary, tasks/requests.py) against the context
+    of one model x preset."""
+    thinking = generate.thinking and spec.supports_thinking and spec.chat
+    style = "base" if not spec.chat else "thinking" if thinking else "chat"
+    if style not in requests["output_tokens"]:  # log-likelihood: one forward pass, the same in every style
+        style = "base"
+    task_budget = requests["output_tokens"][style]
+    if task_budget == 0:
+        prompt, output, turns = requests["prompt_tokens"][style], 1, 1
+    else:
+        prompt = requests["prompt_tokens"][style] + (CHAT_TEMPLATE_MARGIN if spec.chat else 0)
+        output = output_budget(generate.max_new_tokens, thinking, task_budget)
+        turns = requests.get("turns", 1)
+    needed = prompt + turns * output
+    context = min(preset.max_model_len, spec.architecture.max_position_embeddings)
+    return Fit(dataset, style, prompt, output, turns, needed, context, needed <= context)
+
+
+def _misfit(fit: Fit) -> str:
+    thinking = " with thinking" if fit.style == "thinking" else ""
+    fix = (
+        "generate with the long_context preset (generate.presets) or set generate.thinking false"
+        if fit.style == "thinking"
+        else "use a preset with a larger max_model_len, or lower generate.max_new_tokens"
+    )
+    turns = f" x {fit.turns} turns" if fit.turns > 1 else ""
+    return (
+        f"{fit.dataset}{thinking}: {fit.prompt_tokens:,} prompt + {fit.output_tokens:,} output tokens{turns} "
+        f"= {fit.needed:,} > context {fit.context:,}; {fix}"
+    )
+
+
+def validate_all(params: Params, requests: dict[str, dict] | None = None) -> list[ConfigCheck]:
+    """Every registered model (built-in and params.yaml) under every preset; with `requests` (dataset ->
+    its fetch-time summary), also every prompt of the run's datasets for each model and preset that
+    generates."""
     checks = []
     for name in params.model_names():
         spec = params.model(name)
         for preset_name in params.presets:
             preset = params.preset_for(name, preset_name)
-            checks.append(check_configuration(spec, preset_name, preset, params.validate_))
+            check = check_configuration(spec, preset_name, preset, params.validate_)
+            if requests and name in params.run.models and preset_name in params.generate.presets:
+                check.fits = [
+                    request_fit(spec, preset, dataset, requests[dataset], params.generate)
+                    for dataset in params.run.datasets
+                ]
+                misfits = [_misfit(f) for f in check.fits if not f.fits]
+                if misfits:
+                    check.reasons = [*(r for r in check.reasons if check.status == "FAIL"), *misfits]
+                    check.status = "FAIL"
+            checks.append(check)
     return checks
+
+
+def run_requests(params: Params, datasets_dir: Path) -> dict[str, dict]:
+    """The request summaries the fetch stage wrote for the run's datasets."""
+    out = {}
+    for dataset in params.run.datasets:
+        meta = datasets_dir / f"{dataset}.meta.json"
+        summary = read_json(meta).get("requests") if meta.is_file() else None
+        if summary is None:
+            raise QwenPipeError(
+                f"{meta} has no request summary", f"run the fetch stage first: dvc repro fetch@{dataset}"
+            )
+        out[dataset] = summary
+    return out

@@ -22,7 +22,7 @@ FIGURE = FIGURES_DIR / "cost_scaling.png"
 def main(model: str = typer.Option(None, help="default: the run's first model")) -> None:
     params = load_params()
     model = model or params.run.models[0]
-    preset = params.generate.preset
+    preset = params.generate.presets[0]
     result = measure_cost_scaling(
         params.model(model), preset, params.preset_for(model, preset), params.engine, params.coverage
     )

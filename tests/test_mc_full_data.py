@@ -14,8 +14,9 @@ from test_multiple_choice import MC_TASKS, mc_module, mc_task, renderer
 
 from qwen_pipe.engines.oracle import OracleEngine
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.evaluation import GenerationSettings, generate_records, score_records
+from qwen_pipe.generate import GenerationSettings, generate_records
 from qwen_pipe.io import read_jsonl
+from qwen_pipe.score import score_records
 from qwen_pipe.tasks.base import PromptStyle, SampleScore
 
 from support import mirror_dir
@@ -55,14 +56,6 @@ def test_full_mirror_gives_the_published_rows_with_unique_ids(name):
 # Per-sample values of the listed exceptions under the oracle (all other metrics of those samples are 1.0).
 EXCEPTION_VALUES = {
     "mmlu-04021-35bc78e1": {"acc_micro": 0.0, "acc_macro": 0.0},
-    "truthfulqa-963aeb840e934240": {
-        "mc1": 1.0,
-        "mc2": 3 / 4,
-    },  # 4 true answers, the 4th after the first false
-    "truthfulqa-7e46aeb2ad40e876": {
-        "mc1": 1.0,
-        "mc2": 2 / 3,
-    },  # 3 true answers, the 3rd after the first false
 }
 
 
@@ -131,7 +124,7 @@ def test_truthfulqa_gen_spreads_the_true_answer_over_the_letters():
     ],
 )
 def test_arc_release_files_map_onto_the_hub_records(raw, hub):
-    mapped = mc_module("arc_challenge").read_arc(mirror_dir() / raw)
+    mapped = mc_module("ai2_arc").read_arc(mirror_dir() / raw)
     assert mapped == read_jsonl(mirror_dir() / hub)
 
 

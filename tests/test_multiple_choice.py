@@ -11,10 +11,11 @@ import pytest
 
 from qwen_pipe.engines.base import Generation, Loglikelihood
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.evaluation import GenerationSettings
-from qwen_pipe.tasks import get_task, task_names
+from qwen_pipe.generate import GenerationSettings
+from qwen_pipe.tasks import task_names
 from qwen_pipe.tasks.base import PromptStyle, SampleScore, Task
 from qwen_pipe.tasks.multiple_choice import GEN_INSTRUCTION, argmax
+from qwen_pipe.tasks.registry import get_task
 
 from support import ROOT
 
@@ -32,8 +33,10 @@ def mc_module(name: str) -> ModuleType:
 
 
 def mc_task(name: str, shots: int | None = None) -> Task:
+    """A task; `<name>_gen` is its letter-choice format."""
     mc_module(name)
-    return get_task(name, shots=shots)
+    base = name.removesuffix("_gen")
+    return get_task(base, shots=shots, format="letters" if base != name else None)
 
 
 def embedded(name: str, index: int = 0) -> dict:
@@ -62,11 +65,22 @@ def pairs(name: str, index: int = 0, shots: int | None = None) -> list[tuple[str
 # --- registry -------------------------------------------------------------------------------------
 
 
-def test_every_task_and_its_letter_choice_variant_is_registered():
+def test_every_task_has_a_letter_choice_format():
     for name in MC_TASKS:
         mc_module(name)
-        assert {name, f"{name}_gen"} <= set(task_names())
-        assert mc_task(f"{name}_gen").source == mc_task(name).source
+        assert name in task_names() and f"{name}_gen" not in task_names()
+        letters = get_task(name, format="letters")
+        assert letters.source == mc_task(name).source and letters.name == name and letters.format == "letters"
+        assert (
+            letters.kind == "multiple_choice" and letters.primary_metric == letters.choice_task.gen_metrics[0]
+        )
+
+
+def test_a_format_a_task_does_not_have_is_a_one_line_error():
+    with pytest.raises(QwenPipeError, match="gsm8k is not a multiple-choice dataset"):
+        get_task("gsm8k", format="letters")
+    with pytest.raises(QwenPipeError, match="unknown format 'words'"):
+        get_task("arc_easy", format="words")
 
 
 @pytest.mark.parametrize(
@@ -252,8 +266,8 @@ def test_acc_and_acc_norm_differ_when_lengths_differ():
 def test_mc2_is_lm_evals_normalised_true_mass():
     mc2 = mc_module("truthfulqa").mc2
     assert mc2([math.log(0.5), math.log(0.3), math.log(0.2)], [1, 1, 0]) == pytest.approx(0.8)
-    # lm-eval takes only the answers before the first false one as true: the last answer counts as false.
-    assert mc2([math.log(0.5), math.log(0.3), math.log(0.2)], [1, 0, 1]) == pytest.approx(0.5)
+    # lm-eval 0.4.9+: a true answer after a false one is still true (0.4.8 and earlier counted it false: 0.5)
+    assert mc2([math.log(0.5), math.log(0.3), math.log(0.2)], [1, 0, 1]) == pytest.approx(0.7)
     assert mc2([-1000.0, -1001.0], [1, 0]) == pytest.approx(1 / (1 + math.exp(-1)))  # no underflow
 
 
@@ -280,7 +294,11 @@ def test_mmlu_micro_and_macro_averages():
     assert (
         result["_per_subject"]["a"]["value"] == pytest.approx(2 / 3) and result["_per_subject"]["b"]["n"] == 1
     )
-    se_a = math.sqrt((2 * (1 / 3) ** 2 + (2 / 3) ** 2) / 2 / 3)
+    assert result["acc_macro"]["stderr"] is None  # subject b has one sample: no stderr, so none for the mean
+    samples = [{"subject": "a"}] * 3 + [{"subject": "b"}] * 2
+    scores = [SampleScore({"acc_micro": v, "acc_macro": v}) for v in (1.0, 1.0, 0.0, 0.0, 0.0)]
+    result = task.aggregate(samples, scores)
+    se_a = math.sqrt((2 * (1 / 3) ** 2 + (2 / 3) ** 2) / 2 / 3)  # b's stderr is 0 (both wrong)
     assert result["acc_macro"]["stderr"] == pytest.approx(se_a / 2)
 
 
@@ -373,7 +391,8 @@ def test_truthfulqa_gen_shuffles_the_true_answer_away_from_a():
 @pytest.mark.parametrize("name", MC_TASKS)
 def test_embedded_samples_are_ours_in_hub_schema_and_score_with_the_oracle(name):
     from qwen_pipe.engines.oracle import OracleEngine
-    from qwen_pipe.evaluation import GenerationSettings, generate_records, score_records
+    from qwen_pipe.generate import GenerationSettings, generate_records
+    from qwen_pipe.score import score_records
 
     task = mc_task(name)
     records = task.load_embedded()

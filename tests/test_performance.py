@@ -120,8 +120,9 @@ def test_figures_are_png_and_reproducible(tmp_path):
 
 
 def test_report_section_numbers_come_from_the_metrics():
+    from qwen_pipe.console import fmt
     from qwen_pipe.performance import performance_matrix
-    from qwen_pipe.report import fmt, performance_section
+    from qwen_pipe.report import performance_section
 
     matrix = performance_matrix(
         {"a": {"balanced": coverage_doc("a", "balanced", 900.0)}}, ["a", "b"], ["balanced"]
@@ -157,7 +158,7 @@ def test_cost_scaling_stage_with_transformers(tmp_path, tiny_model_dir):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     doc = json.loads((tmp_path / "metrics" / "cost_scaling.json").read_text())
-    assert doc["model"] == "tiny_small" and doc["preset"] == params["generate"]["preset"]
+    assert doc["model"] == "tiny_small" and doc["preset"] == params["generate"]["presets"][0]
     assert [p["prompts"] for p in doc["by_prompts"]] == [1, 2, 4, 8]
     assert [p["max_new_tokens"] for p in doc["by_output_length"]] == [8, 16]
     for point in doc["by_prompts"] + doc["by_output_length"]:

@@ -1,8 +1,10 @@
 """The DVC pipeline end to end on the embedded default, in a copy of the repository.
 
 One `dvc repro` of the embedded default, then what users rely on: a second repro does nothing; a
-changed sample limit reruns only that dataset's cells and reuses cached responses; killed stages
-resume; a broken model is recorded while every other result survives; a DVC remote round-trips.
+changed sample limit reruns only that dataset's cells and reuses cached responses; a task module's edit
+marks exactly its dataset's cells, and a scorer change regenerates nothing; another preset never reuses
+this one's answers; killed stages resume; a broken model is recorded while every other result survives;
+a DVC remote round-trips.
 """
 
 from __future__ import annotations
@@ -88,10 +90,21 @@ def project(tmp_path_factory) -> Path:
     return target
 
 
+MODELS = ("tiny_small", "tiny_large")
+
+
+def metrics(project: Path, model: str, dataset: str, preset: str = "balanced") -> dict:
+    return json.loads((project / "metrics/eval" / model / preset / f"{dataset}.json").read_text())
+
+
+def generation_meta(project: Path, model: str, dataset: str, preset: str = "balanced") -> dict:
+    return json.loads((project / "data/generations" / model / preset / f"{dataset}.meta.json").read_text())
+
+
 def test_pipeline_outputs_and_report(project):
-    for model in ("tiny_small", "tiny_large"):
+    for model in MODELS:
         for dataset in ("gsm8k", "humaneval"):
-            doc = json.loads((project / "metrics/eval" / model / f"{dataset}.json").read_text())
+            doc = metrics(project, model, dataset)
             assert doc["status"] == "ok" and doc["n"] > 0 and 0.0 <= doc["score"] <= 1.0
             assert doc["provenance"]["git_commit"] and doc["source"]["sha256"]
         for preset in ("balanced", "performance", "memory_optimized"):
@@ -99,13 +112,15 @@ def test_pipeline_outputs_and_report(project):
             assert set(cell["checks"]) >= {"loaded", "tokens_per_s", "memory", "cleanup"}
     assert json.loads((project / "metrics/scaling.json").read_text())["pairs"]
     report = (project / "reports/report.md").read_text()
-    from qwen_pipe.report import fmt
+    from qwen_pipe.console import fmt
 
-    doc = json.loads((project / "metrics/eval/tiny_large/humaneval.json").read_text())
+    doc = metrics(project, "tiny_large", "humaneval")
     assert (
-        f"| tiny_large | humaneval | pass@1 | {fmt(doc['score'])} | {fmt(doc['stderr'])} | {doc['n']} |"
-        in report
+        f"| tiny_large | balanced | humaneval | pass@1 | {fmt(doc['score'])} | {fmt(doc['stderr'])} | {doc['n']} | "
+        f"{doc['truncated']}/{doc['requests']} " in report
     )
+    assert doc["requests"] == doc["n"] and 0 <= doc["truncated"] <= doc["requests"]
+    assert set(doc["failed_requests"]) >= {"truncated", "prompt_too_long", "sandbox_timeout", "sandbox_crash"}
 
 
 def test_second_repro_does_nothing(project):
@@ -118,19 +133,100 @@ def test_second_repro_does_nothing(project):
     )  # the target (< 3 s) is measured by benchmarks/bench_noop_repro.py
 
 
+def changed_stages(project: Path) -> set[str]:
+    done = sh(project, "dvc", "status", "--json")
+    return set(json.loads(done.stdout or "{}"))
+
+
+def cells(stage: str, dataset: str) -> set[str]:
+    return {f"{stage}@{model}-balanced-{dataset}" for model in MODELS}
+
+
+def test_a_task_module_edit_marks_exactly_its_datasets_cells(project):
+    """DVC deps follow the import closures: touching a task module marks its dataset's fetch (which
+    fingerprints the requests) and score cells, never another dataset's and never a generate cell."""
+    datasets = yaml.safe_load((project / "params.yaml").read_text())["run"]["datasets"]
+    assert changed_stages(project) == set()
+    for dataset in datasets:
+        module = project / "qwen_pipe/tasks" / f"{dataset}.py"
+        original = module.read_text()
+        module.write_text(original + "\n# an edit\n")
+        try:
+            assert changed_stages(project) == {f"fetch@{dataset}"} | cells("score", dataset), dataset
+        finally:
+            module.write_text(original)
+    shared = project / "qwen_pipe/scoring/extract.py"  # answer extraction: a scorer-only layer
+    original = shared.read_text()
+    shared.write_text(original + "\n# an edit\n")
+    try:
+        changed = changed_stages(project)
+        assert cells("score", "gsm8k") <= changed and not any(s.startswith("generate@") for s in changed)
+    finally:
+        shared.write_text(original)
+    assert changed_stages(project) == set()
+
+
+def test_a_scorer_change_regenerates_nothing_and_a_prompt_change_regenerates_its_dataset(project):
+    module = project / "qwen_pipe/tasks/gsm8k.py"
+    original = module.read_text()
+    scorer_change = original.replace(
+        '"flexible_match": float(flexible == gold)', '"flexible_match": float(strict == gold)'
+    )
+    assert scorer_change != original
+    module.write_text(scorer_change)
+    try:
+        ran = set(stages_run(sh(project, "dvc", "repro").stdout))
+        assert ran == {"fetch@gsm8k", *cells("score", "gsm8k"), "scale", "report"}, ran
+        for model in MODELS:
+            doc = metrics(project, model, "gsm8k")
+            assert doc["metrics"]["flexible_match"] == doc["metrics"]["strict_match"]  # the new scorer ran
+        prompt_change = scorer_change.replace(
+            "Solve the math problem step by step.", "Solve the problem step by step."
+        )
+        assert prompt_change != scorer_change
+        module.write_text(prompt_change)
+        sh(project, "dvc", "repro", "fetch@gsm8k")
+        assert cells("generate", "gsm8k") <= changed_stages(project)  # the requests changed
+    finally:
+        module.write_text(original)
+    ran = set(stages_run(sh(project, "dvc", "repro").stdout))  # back to the prompts the responses came from
+    assert not any(s.startswith("generate@") for s in ran), ran
+
+
+def test_another_preset_never_reuses_this_presets_answers(project):
+    """The review's finding: switching to memory_optimized (fp8) reused the bf16 answers. Even with the
+    balanced answers planted in its cache folder, every request of the new preset is generated; switching
+    back generates nothing."""
+    planted = project / "data/cache/generations/tiny_small/memory_optimized/gsm8k"
+    shutil.copytree(project / "data/cache/generations/tiny_small/balanced/gsm8k", planted)
+    edit_params(project, lambda p: p["generate"].update(presets=["memory_optimized"]))
+    sh(project, "dvc", "repro", "score@tiny_small-memory_optimized-gsm8k")
+    meta = generation_meta(project, "tiny_small", "gsm8k", "memory_optimized")
+    assert meta["cache"]["hits"] == 0 and meta["cache"]["misses"] == meta["samples"] > 0
+    assert meta["engine"]["args"]["max_model_len"] == 2048  # the preset's own engine arguments
+    assert metrics(project, "tiny_small", "gsm8k", "memory_optimized")["preset"] == "memory_optimized"
+    edit_params(project, lambda p: p["generate"].update(presets=["balanced"]))
+    ran = stages_run(sh(project, "dvc", "repro").stdout)
+    for stage in ran:
+        if stage.startswith("generate@"):
+            model, _, dataset = stage.removeprefix("generate@").split("-")
+            assert generation_meta(project, model, dataset)["cache"]["misses"] == 0, stage
+
+
 def test_sample_limit_change_reruns_only_that_dataset(project):
     edit_params(project, lambda p: p["tasks"]["humaneval"].update(sample_limit=24))
     done = sh(project, "dvc", "repro")
     ran = set(stages_run(done.stdout))
     assert ran == {
-        "generate@tiny_small-humaneval",
-        "generate@tiny_large-humaneval",
-        "score@tiny_small-humaneval",
-        "score@tiny_large-humaneval",
+        "fetch@humaneval",  # its task options changed (the records and requests do not: nothing downstream)
+        "generate@tiny_small-balanced-humaneval",
+        "generate@tiny_large-balanced-humaneval",
+        "score@tiny_small-balanced-humaneval",
+        "score@tiny_large-balanced-humaneval",
         "scale",
         "report",
     }, ran
-    meta = json.loads((project / "data/generations/tiny_small/humaneval.meta.json").read_text())
+    meta = generation_meta(project, "tiny_small", "humaneval")
     assert meta["cache"] == {"hits": 20, "misses": 4, "ignored_corrupt": 0}
 
 
@@ -138,16 +234,17 @@ def test_raising_limit_from_30_to_100_generates_only_70(project):
     def limit(n):
         edit_params(project, lambda p: p["tasks"]["humaneval"].update(sample_limit=n))
 
+    cell = ["--model", "tiny_small", "--preset", "balanced", "--dataset", "humaneval"]
     limit(30)
-    sh(project, "python", "stages/generate.py", "--model", "tiny_small", "--dataset", "humaneval")
+    sh(project, "python", "stages/generate.py", *cell)
     limit(100)
-    sh(project, "python", "stages/generate.py", "--model", "tiny_small", "--dataset", "humaneval")
-    meta = json.loads((project / "data/generations/tiny_small/humaneval.meta.json").read_text())
+    sh(project, "python", "stages/generate.py", *cell)
+    meta = generation_meta(project, "tiny_small", "humaneval")
     assert meta["cache"]["hits"] == 30 and meta["cache"]["misses"] == 70
-    records = [json.loads(line) for line in (project / "data/generations/tiny_small/humaneval.jsonl").open()]
+    records = [
+        json.loads(line) for line in (project / "data/generations/tiny_small/balanced/humaneval.jsonl").open()
+    ]
     assert len(records) == len({r["id"] for r in records}) == 100
-    # a scorer change regenerates nothing: scoring reads saved responses only
-    sh(project, "python", "stages/score.py", "--model", "tiny_small", "--dataset", "humaneval")
 
 
 def _kill_when(project: Path, args: list[str], ready) -> None:
@@ -168,7 +265,8 @@ def _kill_when(project: Path, args: list[str], ready) -> None:
 
 
 def test_killed_generate_and_score_resume(project):
-    cache = project / "data/cache/generations/tiny_large/humaneval"
+    cache = project / "data/cache/generations/tiny_large/balanced/humaneval"
+    cell = ["--model", "tiny_large", "--preset", "balanced", "--dataset", "humaneval"]
     edit_params(
         project,
         lambda p: (
@@ -180,26 +278,27 @@ def test_killed_generate_and_score_resume(project):
     before = set(cache.glob("chunk-*.jsonl"))
     _kill_when(
         project,
-        ["python", "stages/generate.py", "--model", "tiny_large", "--dataset", "humaneval"],
+        ["python", "stages/generate.py", *cell],
         lambda: len(set(cache.glob("chunk-*.jsonl")) - before) >= 2,
     )
     assert not list(cache.glob("*.tmp")) or all(p.name.startswith(".") for p in cache.glob("*.tmp"))
-    sh(project, "python", "stages/generate.py", "--model", "tiny_large", "--dataset", "humaneval")
-    meta = json.loads((project / "data/generations/tiny_large/humaneval.meta.json").read_text())
+    sh(project, "python", "stages/generate.py", *cell)
+    meta = generation_meta(project, "tiny_large", "humaneval")
     assert meta["cache"]["hits"] >= 8 and meta["cache"]["hits"] + meta["cache"]["misses"] == 60
-    records = [json.loads(line) for line in (project / "data/generations/tiny_large/humaneval.jsonl").open()]
+    generated = project / "data/generations/tiny_large/balanced/humaneval.jsonl"
+    records = [json.loads(line) for line in generated.open()]
     assert len(records) == len({r["id"] for r in records}) == 60
 
-    scores = project / "data/cache/scores/tiny_large/humaneval"
+    scores = project / "data/cache/scores/tiny_large/balanced/humaneval"
     shutil.rmtree(scores, ignore_errors=True)
     _kill_when(
         project,
-        ["python", "stages/score.py", "--model", "tiny_large", "--dataset", "humaneval"],
+        ["python", "stages/score.py", *cell],
         lambda: len(list(scores.glob("chunk-*.jsonl"))) >= 2,
     )
-    sh(project, "python", "stages/score.py", "--model", "tiny_large", "--dataset", "humaneval")
-    doc = json.loads((project / "metrics/eval/tiny_large/humaneval.json").read_text())
-    rows = [json.loads(line) for line in (project / "data/scores/tiny_large/humaneval.jsonl").open()]
+    sh(project, "python", "stages/score.py", *cell)
+    doc = metrics(project, "tiny_large", "humaneval")
+    rows = [json.loads(line) for line in (project / "data/scores/tiny_large/balanced/humaneval.jsonl").open()]
     assert doc["n"] == 60 and len({r["id"] for r in rows}) == 60
 
 
@@ -238,16 +337,14 @@ def test_broken_model_is_recorded_and_others_survive(project, tmp_path):
     edit_params(project, add_broken)
     sh(project, "dvc", "repro")
     for dataset in ("gsm8k", "humaneval"):
-        failed = json.loads((project / "metrics/eval/broken" / f"{dataset}.json").read_text())
+        failed = metrics(project, "broken", dataset)
         assert failed["status"] == "failed" and failed["failure"]["model"] == "broken"
         assert failed["failure"]["error_type"] and failed["failure"]["message"]
-        for model in ("tiny_small", "tiny_large"):
-            assert (
-                json.loads((project / "metrics/eval" / model / f"{dataset}.json").read_text())["status"]
-                == "ok"
-            )
+        assert failed["failed_requests"]["failed_cell"] == failed["requests"] > 0  # in the error rate
+        for model in MODELS:
+            assert metrics(project, model, dataset)["status"] == "ok"
     report = (project / "reports/report.md").read_text()
-    assert "## Failures" in report and "| generate | broken |" in report
+    assert "## Failures" in report and "| generate | broken | balanced |" in report
     readiness = json.loads((project / "metrics/readiness.json").read_text())
     assert any(c["check"].startswith("error rate") and c["status"] == "FAIL" for c in readiness["checks"])
 
@@ -257,7 +354,7 @@ def test_remote_push_delete_pull(project, tmp_path):
     sh(project, "dvc", "repro")  # earlier tests ran stage scripts by hand: bring dvc.lock up to date first
     sh(project, "dvc", "remote", "add", "-f", "-d", "e2e", str(remote))
     sh(project, "dvc", "push")
-    target = project / "data/generations/tiny_small/gsm8k.jsonl"
+    target = project / "data/generations/tiny_small/balanced/gsm8k.jsonl"
     before = target.read_bytes()
     shutil.rmtree(project / ".dvc/cache")
     shutil.rmtree(project / "data/generations")

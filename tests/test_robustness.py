@@ -9,10 +9,11 @@ import math
 import pytest
 
 from qwen_pipe.engines.base import Generation, Loglikelihood
-from qwen_pipe.evaluation import score_records
 from qwen_pipe.io import read_jsonl, write_json, write_jsonl
-from qwen_pipe.tasks import get_task, task_names
+from qwen_pipe.score import score_records
+from qwen_pipe.tasks import task_names
 from qwen_pipe.tasks.base import GenerationTask, LoglikelihoodTask, PromptStyle
+from qwen_pipe.tasks.registry import get_task
 
 from support import ROOT, qwen_pipe
 
@@ -145,7 +146,7 @@ def test_loglikelihood_nan_scores_zero_not_crash():
 
 
 def test_generation_record_roundtrip_keeps_types():
-    from qwen_pipe.evaluation import responses_of
+    from qwen_pipe.score import responses_of
 
     record = {
         "id": "x",

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.sandbox.cli import score_code
-from qwen_pipe.tasks import get_task
+from qwen_pipe.tasks.registry import get_task
 
 app = typer.Typer()
 app.command()(score_code)

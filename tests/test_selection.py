@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from qwen_pipe.evaluation import select_samples
+from qwen_pipe.cells import select_samples
 
 SAMPLES = [{"id": f"task/{i}"} for i in range(500)]
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from qwen_pipe.tasks import TASKS, discover_all
+from qwen_pipe.tasks import TASKS
+from qwen_pipe.tasks.registry import discover_all
 
 
 def test_table_matches_the_modules():

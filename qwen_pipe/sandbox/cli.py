@@ -95,7 +95,7 @@ def score_code(
     json_output: Annotated[bool, typer.Option("--json", help="print the summary (pass@k) as JSON")] = False,
 ) -> None:
     """Run code samples against a dataset's tests in the sandbox and report pass@k."""
-    from qwen_pipe.tasks import get_task
+    from qwen_pipe.tasks.registry import get_task
 
     if dataset not in DATASETS:
         raise unknown_name("dataset", dataset, DATASETS)
@@ -127,6 +127,7 @@ def score_code(
                 "reference_s": limit.reference_s,
                 "detail": result.detail,
                 "output": result.output,
+                "output_bytes": result.output_bytes,
             }
             passed[task_id].append(result.passed)
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")

@@ -50,23 +50,26 @@ class ProgramResult:
     status: str  # pass | fail | error | timeout | crash
     passed: bool
     duration_s: float
-    output: str = ""  # the tail of what the program printed (stdout and stderr), capped
+    output: str = ""  # what the program printed (stdout and stderr): its first bytes and a short tail
     detail: str = ""  # why it did not pass: the assertion, the exception, the limit reached
     timeout_s: float = 0.0
     cpu_s: float | None = None
     isolation: str = ""
+    output_bytes: int = 0  # how much it printed in all
 
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """The limits every program runs under (per process; the process limit bounds the total)."""
+    """The limits every program runs under."""
 
     isolation: str = "auto"  # auto | bwrap | unshare | none
-    memory_bytes: int = 4 << 30
-    processes: int = 64  # processes of the candidates' user, in its namespace (or, as root, its uid)
+    memory_bytes: int = 4 << 30  # address space of each process (RLIMIT_AS)
+    total_memory_bytes: int = 4 << 30  # all of a program's processes together (see docs/sandbox.md)
+    memory_control: str = "auto"  # auto | cgroup | watchdog: how the total is enforced
+    processes: int = 64  # processes of a program (cgroup pids.max; also RLIMIT_NPROC of the candidates' uid)
     file_bytes: int = 64 << 20  # largest file a program may write
     open_files: int = 256
-    output_bytes: int = 8192  # the tail of stdout+stderr kept per program
+    output_bytes: int = 8192  # of stdout+stderr kept per program: the first bytes and a short tail
     tmpfs_bytes: int = 512 << 20  # the sandbox's writable /tmp
     uid: int = 65534  # the uid candidates run as when the scorer is root
     cache_dir: str | None = None  # the judge's cache: `memoize` results, compiled tests (None: no cache)
@@ -78,7 +81,9 @@ class SandboxConfig:
 def isolation_mode(config: SandboxConfig | None = None) -> dict:
     """What the sandbox guarantees on this machine, for the metrics (probes the isolation once)."""
     config = config or SandboxConfig()
-    return iso.describe(config.resolved(), config.uid)
+    control = iso.memory_control(config.memory_control)
+    memory = iso.memory_bound(control, config.total_memory_bytes, config.memory_bytes, config.processes)
+    return iso.describe(config.resolved(), config.uid, memory)
 
 
 class _JudgeProcess:
@@ -132,6 +137,7 @@ def _result(program: Program, outcome: dict, mode: str) -> ProgramResult:
         timeout_s=program.timeout_s,
         cpu_s=outcome.get("cpu_s"),
         isolation=mode,
+        output_bytes=outcome.get("output_bytes", 0),
     )
 
 

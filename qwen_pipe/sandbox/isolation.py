@@ -6,11 +6,18 @@ the system and Python folders only (no home, no repository, no /etc), and a priv
 candidates' working directories. When the scorer runs as root, candidates additionally run as an
 unprivileged uid (65534 by default), so they cannot signal, trace or write to the zygote, and the
 process-count limit applies to them.
+
+All of a program's processes together are held to one memory bound: a cgroup per sandbox (v2, or v1's
+memory and pids controllers) that the sandbox starts in, so every candidate is born in it, where the
+scorer may create one; else a watchdog in the zygote that adds up their resident memory (see
+docs/sandbox.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import os
 import shlex
 import shutil
@@ -18,6 +25,7 @@ import site
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,7 +255,229 @@ def resolve(requested: str = "auto") -> Isolation:
     return Isolation("none", "none", privileged, privileged and readable, "; ".join(reasons) or "requested")
 
 
-def describe(isolation: Isolation, uid: int) -> dict:
+# --- the memory bound of a whole program ---------------------------------------------------------
+CGROUP_PREFIX = "qwen-pipe-"
+_cgroups = itertools.count()
+
+
+@dataclass(frozen=True)
+class MemoryControl:
+    kind: str  # cgroup2 | cgroup1 | watchdog
+    root: str = ""  # where a sandbox's cgroup is made (cgroup1: in the memory hierarchy)
+    pids_root: str = ""  # cgroup1: where its pids cgroup is made ("" when that controller is missing)
+    detail: str = ""  # why there is no cgroup
+
+
+def _mounts(kind: str) -> dict[str, str]:
+    """Mount point of each controller of this cgroup file system kind ("" for cgroup2's one hierarchy)."""
+    found = {}
+    with open("/proc/self/mounts") as handle:
+        for line in handle:
+            _source, point, fs, options, *_ = line.split()
+            if fs == kind:
+                for option in options.split(",") if kind == "cgroup" else [""]:
+                    found.setdefault(option, point)
+    return found
+
+
+def _own_paths() -> dict[str, str]:
+    """This process's cgroup per controller ("" for cgroup2)."""
+    paths = {}
+    with open("/proc/self/cgroup") as handle:
+        for line in handle:
+            _number, controllers, path = line.rstrip("\n").split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                paths[controller] = path
+    return paths
+
+
+def _try_folder(candidates: list[str], limit_file: str, limit: int) -> str:
+    """The first folder of `candidates` under which a child cgroup can be made and limited ("" if none)."""
+    for folder in candidates:
+        probe = os.path.join(folder, f"{CGROUP_PREFIX}probe-{os.getpid()}")
+        try:
+            os.mkdir(probe)
+        except OSError:
+            continue
+        try:
+            with open(os.path.join(probe, limit_file), "w") as handle:
+                handle.write(str(limit))
+            return folder
+        except OSError:
+            continue
+        finally:
+            with contextlib.suppress(OSError):
+                os.rmdir(probe)
+    return ""
+
+
+@functools.cache
+def memory_control(requested: str = "auto") -> MemoryControl:
+    """How a program's processes are held to one memory bound here: a cgroup where one can be made."""
+    if requested not in ("auto", "cgroup", "watchdog"):
+        raise QwenPipeError(f"unknown memory control {requested!r}", "choose one of: auto, cgroup, watchdog")
+    if requested == "watchdog":
+        return MemoryControl("watchdog", detail="requested")
+    try:
+        own = _own_paths()
+        unified = _mounts("cgroup2").get("")
+        if unified and "" in own:
+            folder = unified + own[""].rstrip("/")
+            with open(os.path.join(folder, "cgroup.subtree_control")) as handle:
+                enabled = handle.read().split()
+            if {"memory", "pids"} <= set(enabled) and _try_folder([folder], "memory.max", 1 << 30):
+                return MemoryControl("cgroup2", folder)
+        v1 = _mounts("cgroup")
+        if "memory" in v1:
+            places = [v1["memory"] + own.get("memory", "/").rstrip("/"), v1["memory"]]
+            root = _try_folder(places, "memory.limit_in_bytes", 1 << 30)
+            if root:
+                pids = []
+                if "pids" in v1:
+                    pids = [v1["pids"] + own.get("pids", "/").rstrip("/"), v1["pids"]]
+                return MemoryControl("cgroup1", root, _try_folder(pids, "pids.max", 64))
+        reason = "no cgroup can be made here (a delegated cgroup v2 folder or cgroup v1 as root is needed)"
+    except OSError as error:
+        reason = f"cgroups unreadable: {error}"
+    if requested == "cgroup":
+        raise QwenPipeError(f"memory control 'cgroup' does not work here: {reason}", "use 'auto'")
+    return MemoryControl("watchdog", detail=reason)
+
+
+def _write(folder: str, name: str, value: str) -> None:
+    with open(os.path.join(folder, name), "w") as handle:
+        handle.write(value)
+
+
+SANDBOX_PROCESSES = 3  # besides a program's own, in a sandbox's cgroup: the tool's process, init, the zygote
+
+
+class Cgroup:
+    """One sandbox's cgroup. The sandbox starts in it, so every candidate is born in it (moving each one
+    in would slow it down), and all of a program's processes, with the zygote, share its bounds.
+
+    Programs of a sandbox run one at a time, so the bounds are each program's (less the zygote's own
+    few tens of MB). Past the memory bound the kernel kills a process of the group (a candidate: they
+    volunteer with oom_score_adj 1000), and `watch` tells the zygote, which kills the rest of the
+    program: an eventfd on memory.oom_control (v1), memory.events, which polls as changed (v2).
+    """
+
+    def __init__(self, control: MemoryControl, memory_bytes: int, processes: int):
+        name = f"{CGROUP_PREFIX}{os.getpid()}-{next(_cgroups)}"
+        self.control = control
+        self.folders: list[str] = []
+        self.watch: int | None = None
+        try:
+            self._make(os.path.join(control.root, name), memory_bytes, processes + SANDBOX_PROCESSES)
+            if control.pids_root:
+                self._make(os.path.join(control.pids_root, name), None, processes + SANDBOX_PROCESSES)
+        except OSError:
+            self.close()
+            raise
+
+    def _make(self, folder: str, memory_bytes: int | None, processes: int) -> None:
+        os.mkdir(folder)
+        self.folders.append(folder)
+        v2 = self.control.kind == "cgroup2"
+        if memory_bytes is not None:
+            _write(folder, "memory.max" if v2 else "memory.limit_in_bytes", str(memory_bytes))
+            swap = "memory.swap.max" if v2 else "memory.memsw.limit_in_bytes"
+            if os.path.exists(os.path.join(folder, swap)):  # no swapping past the bound
+                _write(folder, swap, "0" if v2 else str(memory_bytes))
+            if v2:
+                self.watch = os.open(os.path.join(folder, "memory.events"), os.O_RDONLY | os.O_CLOEXEC)
+            else:
+                self.watch = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+                control = os.open(os.path.join(folder, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    _write(folder, "cgroup.event_control", f"{self.watch} {control}")
+                finally:
+                    os.close(control)
+        if v2 or memory_bytes is None:
+            _write(folder, "pids.max", str(processes))
+
+    def join(self) -> None:
+        """Move the calling process in (the sandbox's first process, before it starts anything)."""
+        for folder in self.folders:
+            _write(folder, "cgroup.procs", "0")
+
+    def oom_kills(self) -> int:
+        """Processes the kernel has killed for memory in this cgroup so far."""
+        name = "memory.events" if self.control.kind == "cgroup2" else "memory.oom_control"
+        try:
+            with open(os.path.join(self.folders[0], name)) as handle:
+                fields = dict(line.split() for line in handle if line.strip())
+            return int(fields.get("oom_kill", 0))
+        except (OSError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        if self.watch is not None:
+            os.close(self.watch)
+            self.watch = None
+        for folder in self.folders:
+            for _ in range(50):  # the last processes may still be leaving
+                try:
+                    os.rmdir(folder)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+        self.folders = []
+
+
+def remove_stale_cgroups(control: MemoryControl) -> None:
+    """Cgroups of judges that died without removing theirs (their pid is in the name)."""
+    for root in (control.root, control.pids_root):
+        if not root:
+            continue
+        with contextlib.suppress(OSError):
+            for entry in os.listdir(root):
+                owner = entry.removeprefix(CGROUP_PREFIX).split("-")[0]
+                if entry.startswith(CGROUP_PREFIX) and owner.isdigit() and not _alive(int(owner)):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(os.path.join(root, entry))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def memory_bound(control: MemoryControl, total_bytes: int, process_bytes: int, processes: int) -> str:
+    """The bound on a program's memory, in words, for the metrics."""
+    each = f"each process at most {_gib(process_bytes)} of address space (RLIMIT_AS)"
+    if control.kind == "cgroup2":
+        return (
+            f"all of a program's processes together at most {_gib(total_bytes)}, the sandbox's zygote included "
+            f"(cgroup v2 memory.max, no swap; past it the kernel kills a candidate and the program fails) and "
+            f"{processes} processes (pids.max); {each}"
+        )
+    if control.kind == "cgroup1":
+        pids = f" and {processes} processes (pids.max)" if control.pids_root else ""
+        return (
+            f"all of a program's processes together at most {_gib(total_bytes)}, the sandbox's zygote included "
+            f"(cgroup v1 memory.limit_in_bytes and memsw; past it the kernel kills a candidate and the program "
+            f"fails){pids}; {each}"
+        )
+    return (
+        f"all of a program's processes together at most {_gib(total_bytes)} of resident memory, sampled every "
+        f"20 ms by the zygote (no cgroup: {control.detail}; between samples a program can pass it by what it "
+        f"touches in 20 ms); {each}, at most {processes} processes of the candidates' uid (RLIMIT_NPROC)"
+    )
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):g} GiB"
+
+
+def describe(isolation: Isolation, uid: int, memory: str = "") -> dict:
     """What the isolation guarantees, for metrics and reports."""
     if not isolation.namespaces:
         return {
@@ -256,6 +486,8 @@ def describe(isolation: Isolation, uid: int) -> dict:
             "warning": NO_ISOLATION_WARNING,
             "why": isolation.detail,
             "candidate_uid": uid if isolation.drops_uid else "the scorer's",
+            "memory": memory,
+            "judge_cache": "not used (a candidate could write to it)",
         }
     return {
         "mode": isolation.mode,
@@ -266,5 +498,6 @@ def describe(isolation: Isolation, uid: int) -> dict:
         "candidate_uid": uid if isolation.drops_uid else "the scorer's, mapped in a user namespace",
         "cleanup": "every process in the PID namespace is killed after each program",
         "verdict": "tests run in a judge process outside the sandbox on values the candidate returns",
+        "memory": memory,
         "why_not_stronger": isolation.detail or None,
     }

@@ -6,6 +6,13 @@ candidate defined are proxies, so every call crosses into the sandbox and only p
 (see runner.py for the wire format). A pass is the test code running to completion on those values;
 the candidate cannot write a verdict, because it never produces one.
 
+What a candidate sends is decoded by fixed constructors of plain types into fresh objects: it cannot
+name a class, a module attribute or a callable, so it cannot change the judge for later programs
+(docs/sandbox.md argues this in full). The judge's caches take nothing a candidate influenced: a
+memoized reference value is kept only when computing it asked the candidate nothing and read none of
+its names, and in isolation "none" (where a candidate could write the judge's files) nothing is cached
+on disk.
+
 Infrastructure outcomes (timeout, the candidate process ending) are BaseExceptions, so a test's
 `except Exception` cannot swallow them, and they stick to the connection: once the candidate has
 timed out or died, every later call fails the same way.
@@ -19,11 +26,9 @@ computes expected values with (`memoize`) are cached on disk, like EvalPlus cach
 from __future__ import annotations
 
 import builtins
-import collections
 import contextlib
 import hashlib
 import importlib
-import io
 import json
 import marshal
 import os
@@ -37,29 +42,29 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from types import CodeType
+from types import CodeType, FunctionType
 from typing import Any
 
 from qwen_pipe.sandbox import isolation as iso
-from qwen_pipe.sandbox import runner
-from qwen_pipe.sandbox.runner import FrameError, FrameReader, send_frame, send_json
+from qwen_pipe.sandbox.runner import (
+    FLAT,
+    HEADER,
+    IMPORTABLE,
+    Decoder,
+    Encoder,
+    FrameError,
+    FrameReader,
+    frame,
+    send_frame,
+    send_json,
+)
 
 READY_TIMEOUT_S = 60.0
 REPORT_GRACE_S = 5.0
-NUMERIC_DTYPES = {
-    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "complex64", "complex128",
-}  # fmt: skip
-IMPORTABLE = {  # modules a candidate's namespace may name that the judge will import for a test
-    "array", "bisect", "cmath", "collections", "copy", "datetime", "decimal", "fractions", "functools",
-    "hashlib", "heapq", "itertools", "json", "math", "numpy", "operator", "random", "re", "statistics",
-    "string", "sys", "typing", "unicodedata",
-}  # fmt: skip
-RUNNER_MODULES = {"__main__", runner.__name__}
-
-
 SANDBOX_WORK_ROOT = "/tmp/work"
+CONTROL_FLOW = (StopIteration, StopAsyncIteration)  # raised here, they would end the test's own loops
 
 
 class CandidateTimeout(BaseException):
@@ -71,11 +76,11 @@ class CandidateEnded(BaseException):
 
 
 class CandidateAbort(BaseException):
-    """The candidate raised SystemExit, KeyboardInterrupt or another non-Exception error."""
+    """The candidate raised SystemExit, KeyboardInterrupt or another non-Exception error, or sent bad data."""
 
 
 class CandidateError(Exception):
-    """An exception the candidate raised whose type the judge cannot rebuild."""
+    """An exception the candidate raised whose type the judge does not rebuild."""
 
 
 class LoadError(Exception):
@@ -94,71 +99,59 @@ class RemoteRef:
         batch = self._conn.batch
         if batch is not None and batch.ref is self:
             return batch.take(args, kwargs, sys._getframe(1))
-        return self._conn.request(("call", self._index, args, kwargs))
+        return self._conn.request("call", self._index, [list(args), kwargs])
 
     def __iter__(self):
-        return iter(self._conn.request(("iter", self._index)))
+        items = self._conn.request("iter", self._index, None)
+        if type(items) is not list:
+            raise self._conn.abort("an iteration that is not a list")
+        return iter(items)
 
     def __repr__(self) -> str:
         return f"<{self._type} object in the sandbox>"
 
-    def __setstate__(self, state: Any) -> None:
-        raise pickle.UnpicklingError("a reference has no state")
 
+class Replies(Decoder):
+    """A candidate's replies: its references become RemoteRefs, its module names the judge's modules."""
 
-def _ndarray(dtype: str, data: list) -> Any:
-    import numpy as np
-
-    return np.array(data, dtype=dtype if dtype in NUMERIC_DTYPES else None)
-
-
-SAFE_CONSTRUCTORS = {
-    ("builtins", "complex"): complex,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("collections", "Counter"): collections.Counter,
-    ("collections", "deque"): collections.deque,
-}
-
-
-class Decoder(pickle.Unpickler):
-    """Unpickles a candidate's reply with an allow-list of constructors: plain data and references only."""
-
-    def __init__(self, data: bytes, conn: Connection):
-        super().__init__(io.BytesIO(data))
+    def __init__(self, conn: Connection):
+        super().__init__()
         self.conn = conn
+        self.refs: dict[int, RemoteRef] = {}  # one RemoteRef per candidate object: `is` works
 
-    def _module(self, name: str) -> Any:
-        if name in IMPORTABLE:
-            return importlib.import_module(name)
-        return RemoteRef(self.conn, -1, f"module {name}")
+    def module(self, name: str) -> Any:
+        if name not in IMPORTABLE:
+            raise ValueError(f"module {name} is not importable in the judge")
+        return importlib.import_module(name)
 
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in SAFE_CONSTRUCTORS:
-            return SAFE_CONSTRUCTORS[(module, name)]
-        if module in RUNNER_MODULES:
-            known = {"plain": runner.plain, "ndarray": _ndarray, "module": self._module}
-            if name == "remote":
-                return lambda index, type_name: RemoteRef(self.conn, int(index), str(type_name))
-            if name in known:
-                return known[name]
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a candidate's reply")
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError("persistent ids are not allowed")
+    def reference(self, index: int, type_name: str) -> RemoteRef:
+        ref = self.refs.get(index)
+        if ref is None:
+            ref = self.refs[index] = RemoteRef(self.conn, index, type_name)
+        return ref
 
 
-class Requests(pickle.Pickler):
-    """Pickles the judge's requests, sending RemoteRefs as `lookup` markers."""
+class Requests(Encoder):
+    """The judge's requests: plain data, references back to this candidate's own objects, builtins by name."""
 
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, RemoteRef):
-            return runner.lookup, (obj._index,)
-        return NotImplemented
+    def __init__(self, conn: Connection):
+        super().__init__()
+        self.conn = conn
+        self.references = 0  # how many references it has encoded
+
+    def reference(self, obj: object) -> dict:
+        if isinstance(obj, RemoteRef) and obj._conn is self.conn:
+            self.references += 1
+            return {"r": [obj._index, obj._type]}
+        name = getattr(obj, "__name__", None)
+        if isinstance(name, str) and getattr(builtins, name, None) is obj:  # `int`, `len`: by name
+            return {"B": name}
+        raise TypeError(f"{type(obj).__name__} cannot be sent to the candidate (plain data only)")
 
 
 def _rebuild_exception(name: str, message: str) -> BaseException:
     kind = getattr(builtins, name, None)
-    if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+    if not (isinstance(kind, type) and issubclass(kind, BaseException)) or issubclass(kind, CONTROL_FLOW):
         kind = None
     if kind is not None and not issubclass(kind, Exception):
         return CandidateAbort(f"{name}: {message}")
@@ -179,19 +172,45 @@ class Connection:
         self.deadline = deadline
         self.failure: BaseException | None = None
         self.batch: Batch | None = None
+        self.requests = 0  # how many requests went to the candidate (a memoized value may not need one)
+        self.encoder = Requests(self)
+        self.decoder = Replies(self)
 
     def _fail(self, error: BaseException) -> BaseException:
         self.failure = self.failure or error
         return self.failure
 
-    def send(self, request: tuple) -> None:
+    def abort(self, why: str) -> BaseException:
+        return self._fail(CandidateAbort(f"malformed reply: {why}"))
+
+    def send(self, op: str, index: int | str, payload: object) -> None:
+        """The request [op, index, payload] (see runner.serve)."""
         if self.failure is not None:
             raise self.failure
-        buffer = io.BytesIO()
-        Requests(buffer, protocol=5).dump(request)
+        body = frame(*self.encoder.pieces(payload), (op, index))  # a TypeError for what is not plain data
+        self.send_body(body)
+
+    def send_batch(self, index: int, inputs: list) -> None:
+        """The request ["batch", index, inputs]. A test's inputs are a literal, the same for every program:
+        their encoding is kept by their repr (exact: it tells 1, 1.0 and True, tuples and lists apart)."""
+        if self.failure is not None:
+            raise self.failure
+        key = repr(inputs)
+        pieces = _INPUTS.get(key)
+        if pieces is None:
+            references = self.encoder.references
+            pieces = self.encoder.pieces(inputs)
+            if self.encoder.references == references:  # a reference is this program's alone
+                if len(_INPUTS) >= 8:
+                    _INPUTS.clear()
+                _INPUTS[key] = pieces
+        self.send_body(frame(*pieces, ("batch", index)))
+
+    def send_body(self, body: bytes) -> None:
+        self.requests += 1
         self.sock.settimeout(max(self.deadline - time.monotonic(), 1e-6))
         try:
-            send_frame(self.sock, buffer.getvalue())
+            send_frame(self.sock, body)
         except TimeoutError:
             raise self._fail(CandidateTimeout("time limit reached")) from None
         except OSError as error:
@@ -201,14 +220,16 @@ class Connection:
         """The next reply's value; the candidate's exception re-raised here."""
         if self.failure is not None:
             raise self.failure
-        kind, payload = self._next_reply()
-        if kind == "v":
-            return payload
-        if kind == "x" and isinstance(payload, tuple) and len(payload) == 2:
-            raise _rebuild_exception(str(payload[0]), str(payload[1]))
-        raise self._fail(CandidateAbort("malformed reply"))
+        reply = self._next_reply()
+        if type(reply) is list and len(reply) == 2 and reply[0] == "v":
+            return reply[1]
+        if type(reply) is list and len(reply) == 3 and reply[0] == "x":
+            name, message = reply[1:]
+            if type(name) is str and type(message) is str:
+                raise _rebuild_exception(name, message)
+        raise self.abort("not a value or an exception")
 
-    def _next_reply(self) -> tuple[str, Any]:
+    def _next_reply(self) -> Any:
         if time.monotonic() >= self.deadline:
             raise self._fail(CandidateTimeout("time limit reached"))
         try:
@@ -220,37 +241,41 @@ class Connection:
         if body is None:
             raise self._fail(CandidateEnded("the candidate process ended"))
         try:
-            kind, payload = Decoder(body, self).load()
+            return self.decoder.loads(body)
         except Exception as error:  # noqa: BLE001 - anything wrong with untrusted bytes
-            raise self._fail(CandidateAbort(f"undecodable reply: {type(error).__name__}: {error}")) from None
-        return kind, payload
+            why = f"undecodable reply: {type(error).__name__}: {error}"[:300]
+            raise self._fail(CandidateAbort(why)) from None
 
-    def request(self, request: tuple) -> Any:
+    def request(self, op: str, index: int, payload: object) -> Any:
         if self.batch is not None:
             self.batch.finish()
-        self.send(request)
+        self.send(op, index, payload)
         return self.receive()
 
     def load(self, source: str, setup: str, seed: int) -> dict:
-        self.send({"source": source, "setup": setup, "seed": seed})
+        self.send("load", source, [setup, seed])
         try:
             names = self.receive()
         except Exception as error:  # noqa: BLE001 - the candidate's load-time exception
             raise LoadError(f"{type(error).__name__}: {error}") from None
-        if not isinstance(names, dict):
-            raise self._fail(CandidateAbort("malformed names"))
+        if type(names) is not dict or not all(type(name) is str for name in names):
+            raise self.abort("the names are not a dict of strings")
         return names
 
 
+_INPUTS: dict[str, tuple[str, list]] = {}  # see Connection.send_batch
+_PLAIN, _PLAIN_DECODER = Encoder(), Decoder()  # plain data only: memo keys and values, arguments to compare
+
+
 def _same(args: tuple, expected: tuple) -> bool:
-    """Equal arguments; NaNs included (compared as pickles when == says no)."""
+    """Equal arguments; NaNs included (compared as plain data when == says no)."""
     try:
         if args == expected:
             return True
-    except Exception:  # noqa: BLE001 - numpy arrays and other odd equalities: compare the bytes
+    except Exception:  # noqa: BLE001 - numpy arrays and other odd equalities: compare the encodings
         pass
     try:
-        return pickle.dumps(args) == pickle.dumps(expected)
+        return _PLAIN.dumps(list(args)) == _PLAIN.dumps(list(expected))
     except Exception:  # noqa: BLE001
         return False
 
@@ -277,7 +302,10 @@ class Batch:
         self.inputs = [tuple(a) for a in inputs]
         if not self.inputs or not _same(args, self.inputs[0]):
             return False
-        self.conn.send(("batch", self.ref._index, self.inputs))
+        try:
+            self.conn.send_batch(self.ref._index, inputs)
+        except TypeError:  # inputs that are not plain data: the calls go one by one
+            return False
         return True
 
     def take(self, args: tuple, kwargs: dict, frame: Any) -> Any:
@@ -300,47 +328,93 @@ class Batch:
                 self.conn.receive()
 
 
+def _global_names(function: FunctionType, namespace: dict) -> set[str]:
+    """The global names `function` may read, with those of the test's functions it names, transitively."""
+    names: set[str] = set()
+    todo, seen = [function.__code__], set()
+    while todo:
+        code = todo.pop()
+        if code in seen:
+            continue
+        seen.add(code)
+        todo += [c for c in code.co_consts if isinstance(c, CodeType)]
+        for name in code.co_names:
+            names.add(name)
+            value = namespace.get(name)
+            if isinstance(value, FunctionType) and value.__globals__ is namespace:
+                todo.append(value.__code__)
+    return names
+
+
 class Memo:
-    """Results of a test's pure reference functions, cached on disk per test text.
+    """Results of a test's pure reference functions, cached on disk per test text, as plain data.
 
     A result is kept only if computing it took longer than reading it back would (at LOAD_RATE): a
-    huge but cheap output is faster to recompute. Results stay pickled until a test asks for them.
+    huge but cheap output is faster to recompute. Every program gets a fresh copy: decoded from the
+    stored bytes, or, for a list of scalars decoded before, a copy of it (immutable values are
+    shared). Nothing a candidate could influence is kept: a result is cached only when the function,
+    and the test's functions it calls, read none of the candidate's names and made no request to the
+    candidate while computing it.
     """
 
-    LOAD_RATE = 100e6  # bytes/s: a cautious unpickling speed for lists of small objects
-    FORMAT = 2  # in the file name: a cache of another format is never read
+    LOAD_RATE = 100e6  # bytes/s: a cautious decoding speed for lists of small objects
+    DECODED_BYTES = 512 << 20  # decoded values kept, roughly (4 x their encoded size)
+    FORMAT = 4  # in the file name: a cache of another format is never read
 
     def __init__(self, folder: str | None, test: str):
         self.test = test
-        name = f"{hashlib.sha256(test.encode()).hexdigest()[:32]}.v{self.FORMAT}.pkl"
+        name = f"{hashlib.sha256(test.encode()).hexdigest()[:32]}.v{self.FORMAT}.bin"
         self.path = Path(folder) / name if folder else None
         self.values: dict[bytes, bytes] = {}
         if self.path is not None and self.path.is_file():
             with contextlib.suppress(Exception):  # a damaged cache is rebuilt
-                values = pickle.loads(self.path.read_bytes())
-                if isinstance(values, dict) and all(isinstance(v, bytes) for v in values.values()):
-                    self.values = values
+                self.values = _read_pairs(self.path.read_bytes())
+        self.decoded: dict[bytes, object] = {}
+        self.decoded_bytes = 0
         self.added = False
 
-    def wrap(self, name: str, namespace: dict, defined_as: str) -> Any:
-        """A stand-in for `name` that caches what namespace[defined_as] returns."""
+    def _load(self, key: bytes) -> Any:
+        """A fresh copy of the value kept under `key`."""
+        if key in self.decoded:
+            value = self.decoded[key]
+            return value.copy() if type(value) is list else value
+        value = _PLAIN_DECODER.loads(self.values[key])
+        kind = type(value)
+        scalars = kind in FLAT or (kind in (list, tuple) and set(map(type, value)) <= FLAT)
+        if scalars and self.decoded_bytes < self.DECODED_BYTES:
+            self.decoded[key] = value
+            self.decoded_bytes += 4 * len(self.values[key])
+            return value.copy() if kind is list else value
+        return value
+
+    def wrap(self, name: str, namespace: dict, candidate: dict, conn: Connection) -> Callable:
+        """A stand-in for `name` that caches what the test's `_computed_<name>` returns."""
+        trusted: list[bool] = []  # decided at the first call, once the test has defined its functions
 
         def cached(*args: Any, **kwargs: Any) -> Any:
-            function = namespace[defined_as]
+            function = namespace[f"_computed_{name}"]
+            if not trusted:
+                used = _global_names(function, namespace)
+                trusted.append(not any(namespace.get(n) is candidate[n] for n in used & candidate.keys()))
             try:
-                key = pickle.dumps((name, args, kwargs))
-            except Exception:  # noqa: BLE001 - arguments that cannot be a key: no caching
+                key = _PLAIN.dumps([name, list(args), kwargs]) if trusted[0] else None
+            except Exception:  # noqa: BLE001 - arguments that are not plain data: no caching
+                key = None
+            if key is None:
                 return function(*args, **kwargs)
             if key in self.values:
-                return pickle.loads(self.values[key])
-            start = time.perf_counter()
+                with contextlib.suppress(Exception):  # a damaged entry is computed again
+                    return self._load(key)
+                del self.values[key]
+            requests, start = conn.requests, time.perf_counter()
             value = function(*args, **kwargs)
             seconds = time.perf_counter() - start
-            with contextlib.suppress(Exception):
-                blob = pickle.dumps(value, protocol=5)
-                if seconds * self.LOAD_RATE > len(blob):
-                    self.values[key] = blob
-                    self.added = True
+            if conn.requests == requests and _rough_size(value) < seconds * self.LOAD_RATE:
+                with contextlib.suppress(Exception):  # not plain data: not cached
+                    blob = _PLAIN.dumps(value)
+                    if seconds * self.LOAD_RATE > len(blob):
+                        self.values[key] = blob
+                        self.added = True
             return value
 
         return cached
@@ -349,9 +423,35 @@ class Memo:
         if self.added and self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_bytes(pickle.dumps(self.values, protocol=5))
+            with open(temporary, "wb") as handle:
+                for key, value in self.values.items():
+                    handle.write(HEADER.pack(len(key)) + key + HEADER.pack(len(value)) + value)
             temporary.replace(self.path)
             self.added = False
+
+
+def _rough_size(value: object) -> int:
+    """A value's encoded size, roughly and quickly: as if every item were like the first, at every level."""
+    size = 1
+    while isinstance(value, (list, tuple, set, frozenset, dict)) and value:
+        size *= len(value)
+        value = next(iter(value.values() if isinstance(value, dict) else value))
+    return size * (len(value) + 2 if isinstance(value, (str, bytes)) else 8)
+
+
+def _read_pairs(data: bytes) -> dict[bytes, bytes]:
+    """The memo file: length-prefixed key and value, again and again."""
+    pairs, offset = {}, 0
+    while offset < len(data):
+        parts = []
+        for _ in range(2):
+            (size,) = HEADER.unpack_from(data, offset)
+            parts.append(data[offset + HEADER.size : offset + HEADER.size + size])
+            offset += HEADER.size + size
+        if offset > len(data):
+            raise ValueError("truncated memo file")
+        pairs[parts[0]] = parts[1]
+    return pairs
 
 
 def _compile(source: str, name: str) -> CodeType:
@@ -361,7 +461,10 @@ def _compile(source: str, name: str) -> CodeType:
 
 
 def compile_cached(source: str, name: str, folder: str | None) -> CodeType:
-    """compile(), with the code object kept on disk: EvalPlus tests hold megabytes of literals."""
+    """compile(), with the code object kept on disk: EvalPlus tests hold megabytes of literals.
+
+    Only for a folder no candidate can write to (the judge passes None in isolation "none").
+    """
     if folder is None:
         return _compile(source, name)
     path = (
@@ -388,7 +491,7 @@ class Compiled:
         self.context = _compile(context, "<context>") if context else None
 
 
-def _late(namespace: dict, name: str) -> Any:
+def _late(namespace: dict, name: str) -> Callable:
     """The renamed function, looked up when called (it is defined after this stand-in)."""
     return lambda *args, **kwargs: namespace[f"_computed_{name}"](*args, **kwargs)
 
@@ -400,14 +503,15 @@ def _run_test(conn: Connection, job: dict, names: dict, compiled: Compiled, memo
     entry = job.get("entry_point")
     if entry:
         namespace.pop(entry, None)
-    for name, value in names.items():  # the candidate may not shadow the context or builtins the test uses
+    taken = {}  # the candidate may not shadow the context or builtins the test uses
+    for name, value in names.items():
         if name == entry or (name not in namespace and not hasattr(builtins, name)):
-            namespace[name] = value
+            namespace[name] = taken[name] = value
     target = namespace.get(entry) if entry else None
     if job.get("prefetch") and isinstance(target, RemoteRef):
         Batch(conn, target, job["prefetch"])
     for name in compiled.memoized:
-        namespace[name] = memo.wrap(name, namespace, f"_computed_{name}") if memo else _late(namespace, name)
+        namespace[name] = memo.wrap(name, namespace, taken, conn) if memo else _late(namespace, name)
     random.seed(0)
     exec(compiled.test, namespace)
 
@@ -440,7 +544,7 @@ def _verdict(conn: Connection, job: dict, compiled: Compiled | None, memo: Memo 
 class Sandbox:
     """A running zygote in its sandbox, started once and restarted only after trouble."""
 
-    def __init__(self, isolation: iso.Isolation, tmpfs_bytes: int):
+    def __init__(self, isolation: iso.Isolation, config: dict, control: iso.MemoryControl):
         # inside the sandbox the programs' folders live in /tmp/work of its private tmpfs (Python folders of a
         # checkout under /tmp are bound beside it and must not be swept)
         self.work_root = (
@@ -448,11 +552,16 @@ class Sandbox:
         )
         if not isolation.namespaces:
             os.chmod(self.work_root, 0o755)
+        self.cgroup: iso.Cgroup | None = None
+        if control.kind != "watchdog":
+            with contextlib.suppress(OSError):  # without one, the zygote's watchdog bounds the program
+                self.cgroup = iso.Cgroup(control, config["total_memory_bytes"], config["processes"])
+        self.memory = control.kind if self.cgroup else "watchdog"
         self.control, theirs = socket.socketpair()
         self.reader = FrameReader(self.control, limit=1 << 20)
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - the sandbox's stderr, kept while it runs
         self.process = subprocess.Popen(
-            iso.zygote_argv(isolation, theirs.fileno(), tmpfs_bytes, self.work_root),
+            iso.zygote_argv(isolation, theirs.fileno(), config["tmpfs_bytes"], self.work_root),
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -460,6 +569,7 @@ class Sandbox:
             start_new_session=True,
             env=iso.ENV,
             cwd="/" if isolation.namespaces else self.work_root,
+            preexec_fn=self.cgroup.join if self.cgroup else None,  # the judge has no threads
         )
         theirs.close()
         ready = self.read(READY_TIMEOUT_S)
@@ -480,7 +590,14 @@ class Sandbox:
             return None
 
     def spawn(self, channel: socket.socket, limits: dict) -> None:
-        send_json(self.control, {"op": "spawn", "limits": limits}, fds=(channel.fileno(),))
+        """The zygote forks a candidate for `channel`, and watches the cgroup's OOM events for it."""
+        cgroup = self.cgroup
+        if cgroup is None or cgroup.watch is None:
+            send_json(self.control, {"op": "spawn", "limits": limits}, fds=(channel.fileno(),))
+        else:
+            watch = "events" if cgroup.control.kind == "cgroup2" else "eventfd"
+            message = {"op": "spawn", "limits": limits, "memory_watch": watch}
+            send_json(self.control, message, fds=(channel.fileno(), cgroup.watch))
         channel.close()
 
     def finish(self, kill: bool) -> dict | None:
@@ -502,6 +619,8 @@ class Sandbox:
         self.process.wait()
         self.control.close()
         self.log.close()
+        if self.cgroup is not None:
+            self.cgroup.close()
         if self.work_root != SANDBOX_WORK_ROOT:
             shutil.rmtree(self.work_root, ignore_errors=True)
 
@@ -510,6 +629,10 @@ class Judge:
     def __init__(self, isolation: iso.Isolation, config: dict):
         self.isolation = isolation
         self.config = config
+        # without namespaces a candidate can write wherever the judge can: no cache is read from disk then
+        self.cache_dir = config.get("cache_dir") if isolation.namespaces else None
+        self.control = iso.memory_control(config["memory_control"])
+        iso.remove_stale_cgroups(self.control)
         self.sandbox: Sandbox | None = None
         self.compiled: dict[tuple, Compiled] = {}
         self.memo: Memo | None = None
@@ -521,26 +644,27 @@ class Judge:
         if key not in self.compiled:
             if len(self.compiled) >= 32:
                 self.compiled.clear()
-            self.compiled[key] = Compiled(*key, self.config.get("cache_dir"))
+            self.compiled[key] = Compiled(*key, self.cache_dir)
         return self.compiled[key]
 
     def memo_for(self, job: dict) -> Memo | None:
         if not job.get("memoize"):
             return None
         if self.memo is None or self.memo.test != job["test"]:
-            folder = self.config.get("cache_dir")
-            self.memo = Memo(os.path.join(folder, "expected") if folder else None, job["test"])
+            folder = os.path.join(self.cache_dir, "expected") if self.cache_dir else None
+            self.memo = Memo(folder, job["test"])
         return self.memo
 
     def sandbox_ready(self) -> Sandbox:
         if self.sandbox is None:
-            self.sandbox = Sandbox(self.isolation, self.config["tmpfs_bytes"])
+            self.sandbox = Sandbox(self.isolation, self.config, self.control)
         return self.sandbox
 
-    def limits(self, timeout_s: float) -> dict:
+    def limits(self, timeout_s: float, sandbox: Sandbox) -> dict:
         config = self.config
         return {
             "memory_bytes": config["memory_bytes"],
+            "watch_bytes": None if sandbox.cgroup else config["total_memory_bytes"],
             "cpu_s": int(timeout_s) + 2,
             "processes": config["processes"],
             "file_bytes": config["file_bytes"],
@@ -549,6 +673,16 @@ class Judge:
             "uid": config["uid"] if self.isolation.drops_uid else None,
         }
 
+    def _spawn(self, channel: socket.socket, timeout_s: float) -> Sandbox:
+        try:
+            sandbox = self.sandbox_ready()
+            sandbox.spawn(channel, self.limits(timeout_s, sandbox))
+        except OSError:  # the zygote died after the last program (a candidate killed it): a new one
+            self.close()
+            sandbox = self.sandbox_ready()
+            sandbox.spawn(channel, self.limits(timeout_s, sandbox))
+        return sandbox
+
     def run(self, job: dict) -> dict:
         try:
             compiled = self.compile(job)
@@ -556,11 +690,8 @@ class Judge:
             return {"status": "error", "detail": f"test code does not compile: {error}", "duration_s": 0.0}
         memo = self.memo_for(job)
         ours, theirs = socket.socketpair()
-        try:
-            self.sandbox_ready().spawn(theirs, self.limits(job["timeout_s"]))
-        except OSError:  # the zygote died after the last program (a candidate killed it): a new one
-            self.close()
-            self.sandbox_ready().spawn(theirs, self.limits(job["timeout_s"]))
+        sandbox = self._spawn(theirs, job["timeout_s"])
+        oom_before = sandbox.cgroup.oom_kills() if sandbox.cgroup else 0
         start = time.monotonic()
         conn = Connection(ours, start + job["timeout_s"])
         status, detail = _verdict(conn, job, compiled, memo)
@@ -568,15 +699,21 @@ class Judge:
         ours.close()
         if memo is not None:
             memo.save()
-        report = self.sandbox.finish(kill=status != "pass")  # a batch may still be computing
+        report = sandbox.finish(kill=status != "pass")  # a batch may still be computing
         result = {"status": status, "detail": detail, "duration_s": duration}
         if report is None:
-            self.sandbox.close()
-            self.sandbox = None
+            self.close()
             result["detail"] = (detail + "; " if detail else "") + "sandbox restarted (no exit report)"
             return result
         if status == "crash" and report["signal"] == signal.SIGXCPU:
             result.update(status="timeout", detail="CPU time limit reached")
+        if report.get("memory_exceeded") or (sandbox.cgroup and sandbox.cgroup.oom_kills() > oom_before):
+            bound = self.config["total_memory_bytes"] / (1 << 30)
+            result.update(
+                status="error",
+                detail=f"memory limit: the program's processes together passed {bound:g} GiB "
+                f"({sandbox.memory}); the program was killed",
+            )
         result.update({k: report[k] for k in ("output", "output_bytes", "cpu_s", "exit_code", "signal")})
         result["leftover_processes"] = report["leftover_processes"]
         return result
@@ -588,7 +725,7 @@ class Judge:
 
 
 def main(fd: int) -> None:
-    """Serve jobs from the scorer: pickled (isolation, config) first, then one job per frame."""
+    """Serve jobs from the scorer (trusted, so pickled): (isolation, config) first, then one job per frame."""
     link = socket.socket(fileno=fd)
     reader = FrameReader(link)
     setup = reader.read()

@@ -7,15 +7,35 @@ from collections.abc import Sequence
 
 
 def mean_and_stderr(values: Sequence[float]) -> dict:
-    """Mean, standard error of the mean (sample std, ddof=1, over sqrt(n)) and n."""
+    """Mean, standard error of the mean (sample std, ddof=1, over sqrt(n)) and n.
+
+    With one value the standard error is undefined, not 0 (None: the report shows "–"); with none, so is the mean.
+    """
     n = len(values)
     if n == 0:
-        return {"value": float("nan"), "stderr": float("nan"), "n": 0}
+        return {"value": None, "stderr": None, "n": 0}
     mean = sum(values) / n
     if n == 1:
-        return {"value": mean, "stderr": 0.0, "n": 1}
+        return {"value": mean, "stderr": None, "n": 1}
     variance = sum((v - mean) ** 2 for v in values) / (n - 1)
     return {"value": mean, "stderr": math.sqrt(variance / n), "n": n}
+
+
+def macro_average(groups: dict[str, dict], n: int) -> dict:
+    """The unweighted mean of the groups' means (MMLU subjects, BBH subtasks) over `n` samples in all.
+
+    The group means are independent, so var(mean of k) = sum of their variances / k^2; undefined (None) when
+    any group's is (a group of one sample).
+    """
+    k = len(groups)
+    if k == 0:
+        return {"value": None, "stderr": None, "n": 0}
+    errors = [g["stderr"] for g in groups.values()]
+    return {
+        "value": sum(g["value"] for g in groups.values()) / k,
+        "stderr": None if None in errors else math.sqrt(sum(e**2 for e in errors)) / k,
+        "n": n,
+    }
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -25,3 +45,8 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def rate(count: int, total: int) -> float | None:
+    """count / total, or None when there is nothing to divide by."""
+    return count / total if total else None

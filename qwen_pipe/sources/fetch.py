@@ -23,6 +23,7 @@ class DatasetInfo:
     rows: int
     sha256: str  # of the normalised JSONL
     embedded_sample: bool  # our own small sample, not the benchmark: never compare it with published numbers
+    requests: dict | None = None  # the task's requests: fingerprint and sizes (tasks/requests.py)
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path | None:

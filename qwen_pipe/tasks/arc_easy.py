@@ -1,11 +1,10 @@
-"""ARC-Easy (Clark et al., 2018): the ARC questions that simple baselines answer; prompt and scoring as ARC-Challenge."""
+"""ARC-Easy (Clark et al., 2018): the ARC questions that simple baselines answer; prompt and scoring as ARC-Challenge (ai2_arc.py)."""
 
 from __future__ import annotations
 
-from qwen_pipe.tasks import register
-from qwen_pipe.tasks.arc_challenge import ARCTask
+from qwen_pipe.tasks.ai2_arc import ARCTask
 from qwen_pipe.tasks.base import DataSource
-from qwen_pipe.tasks.multiple_choice import generative_variant
+from qwen_pipe.tasks.registry import register
 
 
 @register
@@ -22,6 +21,3 @@ class ARCEasy(ARCTask):
     embedded_file = "arc_easy_sample.jsonl"
     published_setting = "lm-eval `arc_easy` (test split, 0-shot, acc and acc_norm)"
     prompt_format = "'Question: q\\nAnswer:' then each choice scored as ' ' + text"
-
-
-register(generative_variant(ARCEasy))

@@ -19,7 +19,6 @@ from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.io import read_jsonl as read_jsonl  # re-exported for task modules
 from qwen_pipe.scoring.stats import mean_and_stderr
 
-THINKING_MAX_NEW_TOKENS = 32768  # Qwen3 report: thinking runs may use up to 32,768 output tokens
 Kind = Literal["generation", "multiple_choice", "code", "instruction", "judge"]
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 Prompt = list[Message] | str  # chat messages for chat models, plain text for completion
@@ -61,6 +60,7 @@ class Task(ABC):
     published_setting: ClassVar[str]  # the setting the prompt follows (docs/tasks.md)
     prompt_format: ClassVar[str]  # one line: how a sample becomes a prompt (docs/tasks.md)
     default_shots: ClassVar[int] = 0
+    format: ClassVar[str | None] = None  # an answer format other than the task's own (tasks/__init__.FORMATS)
     # sample id -> why the oracle cannot score 1.0 on it (an upstream data problem; docs/tasks.md lists them)
     oracle_exceptions: ClassVar[dict[str, str]] = {}
 
@@ -113,7 +113,7 @@ class GenerationTask(Task):
 
     def sampling(self, style: PromptStyle) -> SamplingParams:
         """Stop sequences and output budget (temperature and seed come from the run's params; in
-        thinking mode the budget becomes THINKING_MAX_NEW_TOKENS and stops are dropped)."""
+        thinking mode the budget becomes config.THINKING_MAX_NEW_TOKENS and stops are dropped)."""
         return SamplingParams()
 
     def sample_sampling(self, sample: dict, sampling: SamplingParams) -> SamplingParams:

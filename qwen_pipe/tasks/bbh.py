@@ -17,8 +17,7 @@ from pathlib import Path
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.scoring.extract import bbh_answer, normalize_bbh
-from qwen_pipe.scoring.stats import mean_and_stderr
-from qwen_pipe.tasks import register
+from qwen_pipe.scoring.stats import macro_average, mean_and_stderr
 from qwen_pipe.tasks.base import (
     DataSource,
     GenerationTask,
@@ -31,6 +30,7 @@ from qwen_pipe.tasks.base import (
     mirror_file,
     require_fields,
 )
+from qwen_pipe.tasks.registry import register
 
 SUBTASKS = (
     "boolean_expressions",
@@ -217,12 +217,6 @@ class BBH(GenerationTask):
             by_subtask[sample["subtask"]].append(score.metrics["exact_match"])
         per_subtask = {t: mean_and_stderr(v) for t, v in sorted(by_subtask.items())}
         out = {"exact_match": mean_and_stderr([s.metrics["exact_match"] for s in scores])}
-        k = len(per_subtask)
-        out["exact_match_macro"] = {
-            "value": sum(m["value"] for m in per_subtask.values()) / k if k else float("nan"),
-            # the subtask means are independent: var(mean of k) = sum of their variances / k^2
-            "stderr": sum(m["stderr"] ** 2 for m in per_subtask.values()) ** 0.5 / k if k else float("nan"),
-            "n": len(scores),
-        }
+        out["exact_match_macro"] = macro_average(per_subtask, len(scores))
         out |= {f"exact_match/{t}": m for t, m in per_subtask.items()}
         return out

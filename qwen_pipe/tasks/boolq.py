@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import DataSource, embedded_records, read_mirror_jsonl
-from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id, generative_variant
+from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id
+from qwen_pipe.tasks.registry import register
 
 FIELDS = ("question", "answer", "passage")
 
@@ -62,6 +62,3 @@ class BoolQ(MultipleChoiceTask):
 
     def gen_question(self, sample: dict) -> str:
         return f"{sample['passage']}\n\nQuestion: {sample['question']}?"
-
-
-register(generative_variant(BoolQ))

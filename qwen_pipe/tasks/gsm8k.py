@@ -8,7 +8,6 @@ from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.scoring.extract import gsm8k_flexible, gsm8k_strict, normalize_number, strip_thinking
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import (
     DataSource,
     GenerationTask,
@@ -21,6 +20,7 @@ from qwen_pipe.tasks.base import (
     first_shots,
     read_mirror_jsonl,
 )
+from qwen_pipe.tasks.registry import register
 
 FIELDS = ("question", "answer")
 INSTRUCTION = "Solve the math problem step by step. Finish with a final line of the form '#### <number>'."

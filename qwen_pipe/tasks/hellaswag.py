@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import DataSource, embedded_records, read_mirror_jsonl
-from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id, generative_variant
+from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id
+from qwen_pipe.tasks.registry import register
 
 FIELDS = (
     "ind",
@@ -75,6 +75,3 @@ class HellaSwag(MultipleChoiceTask):
 
     def gen_question(self, sample: dict) -> str:
         return f"Which ending completes the text best?\n\n{self.query(sample)} ..."
-
-
-register(generative_variant(HellaSwag))

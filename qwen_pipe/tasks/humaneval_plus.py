@@ -6,9 +6,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from qwen_pipe.sandbox import Program
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import DataSource, embedded_records, read_mirror_jsonl
-from qwen_pipe.tasks.humaneval import FIELDS, HumanEval, plus_test_hints
+from qwen_pipe.tasks.code import FIELDS, HumanEvalFormat, plus_test_hints
+from qwen_pipe.tasks.registry import register
 
 # Upstream test bugs, fixed where the intent is clear: (task_id, wrong text, right text, why).
 TEST_FIXES = (
@@ -23,7 +23,7 @@ TEST_FIXES = (
 
 
 @register
-class HumanEvalPlus(HumanEval):
+class HumanEvalPlus(HumanEvalFormat):
     name = "humaneval_plus"
     source = DataSource(
         hub_id="evalplus/humanevalplus",

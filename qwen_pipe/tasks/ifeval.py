@@ -12,7 +12,6 @@ from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.scoring.extract import strip_thinking
 from qwen_pipe.scoring.ifeval import evaluate, oracle_response
 from qwen_pipe.scoring.stats import mean_and_stderr
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import (
     DataSource,
     GenerationTask,
@@ -23,6 +22,7 @@ from qwen_pipe.tasks.base import (
     embedded_records,
     read_mirror_jsonl,
 )
+from qwen_pipe.tasks.registry import register
 
 FIELDS = ("key", "prompt", "instruction_id_list", "kwargs")
 MAX_NEW_TOKENS = 1280  # lm-eval ifeval max_gen_toks
@@ -53,10 +53,10 @@ def ratio_and_stderr(followed: Sequence[int], counts: Sequence[int]) -> dict:
     """
     n, total = len(counts), sum(counts)
     if n == 0 or total == 0:
-        return {"value": float("nan"), "stderr": float("nan"), "n": total}
+        return {"value": None, "stderr": None, "n": total}
     value = sum(followed) / total
-    if n == 1:
-        return {"value": value, "stderr": 0.0, "n": total}
+    if n == 1:  # one prompt: no spread to estimate
+        return {"value": value, "stderr": None, "n": total}
     spread = sum((y - value * m) ** 2 for y, m in zip(followed, counts, strict=True))
     return {"value": value, "stderr": math.sqrt(n / (n - 1) * spread) / total, "n": total}
 

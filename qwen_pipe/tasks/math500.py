@@ -8,7 +8,6 @@ from pathlib import Path
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.scoring.extract import strip_thinking
 from qwen_pipe.scoring.math_equiv import extract_math_answer, is_equiv
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import (
     DataSource,
     GenerationTask,
@@ -21,6 +20,7 @@ from qwen_pipe.tasks.base import (
     first_shots,
     read_mirror_jsonl,
 )
+from qwen_pipe.tasks.registry import register
 
 FIELDS = ("problem", "solution", "answer", "unique_id")
 # Qwen's own math instruction (Qwen3 model card, Qwen2.5-Math evaluation "qwen25-math-cot").

@@ -15,7 +15,6 @@ from pathlib import Path
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.sandbox import Program
 from qwen_pipe.scoring.code_extract import extract_code
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import (
     DataSource,
     Prompt,
@@ -25,7 +24,8 @@ from qwen_pipe.tasks.base import (
     first_shots,
     read_mirror_jsonl,
 )
-from qwen_pipe.tasks.humaneval import CodeTask
+from qwen_pipe.tasks.code import CodeTask
+from qwen_pipe.tasks.registry import register
 
 FIELDS = ("task_id", "text", "code", "test_list", "test_setup_code", "challenge_test_list")
 TEST_IDS = range(11, 511)

@@ -2,30 +2,55 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
-from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.sandbox import Program
 from qwen_pipe.scoring.code_extract import complete_function
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import (
     DataSource,
-    Prompt,
-    PromptStyle,
     embedded_records,
     read_mirror_jsonl,
 )
-from qwen_pipe.tasks.humaneval import EVALPLUS_STOPS, CodeTask, evalplus_chat_prompt, plus_test_hints
+from qwen_pipe.tasks.code import EVALPLUS_STOPS, EvalPlusFormat, plus_test_hints
+from qwen_pipe.tasks.registry import register
 
 FIELDS = ("task_id", "code", "prompt", "test_imports", "test_list", "test")
 MBPP_STOPS = (*EVALPLUS_STOPS, '\n"""', "\nassert")
 _URL = re.compile(r"https?://\S+")
+_CHECKER = re.compile(r"^def assertion\(.*?(?=^\S)", re.MULTILINE | re.DOTALL)
+
+
+@functools.lru_cache(maxsize=1024)  # asked per answer; the tests are megabytes and hash once per string
+def asserting_checker(test: str) -> str:
+    """The test, with a checker that computes its verdict but never asserts it made to assert it.
+
+    MBPP+ tests compare each output in `assertion(out, exp, atol)`. In Mbpp/737, 787 and 794 it only
+    sets `exact_match` and returns, so any answer that does not crash passes; EvalPlus's own evaluator
+    asserts that comparison. A checker without an `assert` that assigns exactly one name it never reads
+    gets `assert <name>` as its last statement (the other 375 problems' checkers already assert).
+    """
+    found = _CHECKER.search(test)
+    if found is None:
+        return test
+    function = ast.parse(found.group()).body[0]
+    if any(isinstance(node, ast.Assert) for node in ast.walk(function)):
+        return test
+    names = [node for node in ast.walk(function) if isinstance(node, ast.Name)]
+    unread = {n.id for n in names if isinstance(n.ctx, ast.Store)} - {
+        n.id for n in names if isinstance(n.ctx, ast.Load)
+    }
+    if len(unread) != 1:
+        return test
+    checker = found.group().rstrip("\n") + f"\n    assert {unread.pop()}\n\n"
+    return test[: found.start()] + checker + test[found.end() :]
 
 
 @register
-class MBPPPlus(CodeTask):
+class MBPPPlus(EvalPlusFormat):
+    completion_stops = MBPP_STOPS
     name = "mbpp_plus"
     source = DataSource(
         hub_id="evalplus/mbppplus",
@@ -60,22 +85,16 @@ class MBPPPlus(CodeTask):
     def entry_point(self, record: dict) -> str:
         return plus_test_hints(record["test"])[0]
 
-    def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
-        if style.chat:
-            return evalplus_chat_prompt(self.code_prompt(sample))
-        return self.code_prompt(sample)
-
-    def sampling(self, style: PromptStyle) -> SamplingParams:
-        if style.chat:
-            return SamplingParams(max_new_tokens=1024)
-        return SamplingParams(max_new_tokens=512, stop=MBPP_STOPS)
+    def test_code(self, record: dict) -> str:
+        return asserting_checker(record["test"])
 
     def test_program(self, record: dict, source: str) -> Program:
-        entry, prefetch, memoize = plus_test_hints(record["test"])
+        test = self.test_code(record)
+        entry, prefetch, memoize = plus_test_hints(test)
         return Program(
             self.task_id(record),
             source,
-            test=record["test"],
+            test=test,
             context="\n".join(record["test_imports"]),
             entry_point=entry or None,
             prefetch=prefetch,

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.scoring.stats import mean_and_stderr
+from qwen_pipe.scoring.stats import macro_average, mean_and_stderr
 from qwen_pipe.sources.hub import load_hub_split
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import (
     DataSource,
     PromptStyle,
@@ -32,7 +30,8 @@ from qwen_pipe.tasks.base import (
     read_jsonl,
     require_fields,
 )
-from qwen_pipe.tasks.multiple_choice import LETTERS, MultipleChoiceTask, argmax, generative_variant
+from qwen_pipe.tasks.multiple_choice import LETTERS, MultipleChoiceTask, argmax
+from qwen_pipe.tasks.registry import register
 
 FIELDS = ("question", "subject", "choices", "answer")
 PER_SUBJECT = "_per_subject"  # aggregate key holding each subject's accuracy (not a metric)
@@ -63,16 +62,7 @@ def subject_aggregate(
     for sample, score in zip(samples, scores, strict=True):
         values[sample["subject"]].append(score.metrics[metric])
     per_subject = {subject: mean_and_stderr(v) for subject, v in sorted(values.items())}
-    if not per_subject:
-        return {"value": float("nan"), "stderr": float("nan"), "n": 0, "subjects": 0}, {}
-    k = len(per_subject)
-    macro = {
-        "value": sum(s["value"] for s in per_subject.values()) / k,
-        "stderr": math.sqrt(sum(s["stderr"] ** 2 for s in per_subject.values())) / k,
-        "n": len(samples),
-        "subjects": k,
-    }
-    return macro, per_subject
+    return {**macro_average(per_subject, len(samples)), "subjects": len(per_subject)}, per_subject
 
 
 @register
@@ -96,6 +86,10 @@ class MMLU(MultipleChoiceTask):
     gen_metrics = ("acc_micro", "acc_macro")
     max_shots = 5
     default_shots = 5
+    letters_setting = (
+        "qwen-pipe's letter-choice MMLU for chat models, 0-shot by default (the Qwen3 report grades chat models "
+        "generatively on MMLU-Redux; MMLU itself is published 5-shot log-likelihood); shots become earlier turns"
+    )
     published_setting = (
         "Qwen3 report / Qwen-1 README: MMLU 5-shot; lm-eval `mmlu` prompt (Hendrycks' format), first 5 dev "
         "examples of the subject, letters scored; acc_micro = lm-eval's size-weighted group score"
@@ -182,12 +176,3 @@ class MMLU(MultipleChoiceTask):
         result = {micro: mean_and_stderr([s.metrics[micro] for s in scores])}
         result[macro], per_subject = subject_aggregate(samples, scores, macro)
         return {**result, PER_SUBJECT: per_subject}
-
-
-register(
-    generative_variant(
-        MMLU,
-        "qwen-pipe's letter-choice MMLU for chat models, 0-shot by default (the Qwen3 report grades chat models "
-        "generatively on MMLU-Redux; MMLU itself is published 5-shot log-likelihood); shots become earlier turns",
-    )
-)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.scoring.extract import strip_thinking
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import (
     DataSource,
     GenerationTask,
@@ -26,6 +25,7 @@ from qwen_pipe.tasks.base import (
     embedded_records,
     read_mirror_jsonl,
 )
+from qwen_pipe.tasks.registry import register
 
 FIELDS = ("question_id", "category", "turns")
 MAX_NEW_TOKENS = 1024  # per turn, FastChat gen_model_answer --max-new-token

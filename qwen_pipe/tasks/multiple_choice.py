@@ -1,4 +1,4 @@
-"""Multiple-choice tasks: log-likelihood scoring as lm-evaluation-harness does it, and a letter-choice variant.
+"""Multiple-choice tasks: log-likelihood scoring as lm-evaluation-harness does it, and a letter-choice format.
 
 A `MultipleChoiceTask` turns a record into one (context, continuation) request per choice and scores
 acc (the choice with the highest log-likelihood) and acc_norm (the highest log-likelihood per character of
@@ -7,15 +7,17 @@ the choice), with ties going to the first choice (numpy argmax, as lm-eval).
 The oracle engine answers by the requests' gold flags. A request is marked gold when its option's text equals
 a gold option's text, so the oracle behaves like a perfect model that can only judge text: an item where a
 wrong option repeats the gold text before it is a tie that argmax resolves against the key. Each task lists
-such items in its `oracle_exceptions`; the letter-choice variants have none (the gold letter is never tied).
+such items in its `oracle_exceptions`; the letter-choice format has none (the gold letter is never tied).
 
-`generative_variant(cls)` derives `<name>_gen`: the question with lettered options and an instruction to
-answer with the letter, for chat models through the chat template and for base models as a plain completion
-ending "Answer:"; the reply's letter is read with `choice_letter` after `strip_thinking`.
+`letter_choice(cls)` derives the letter-choice format of a task (`format: letters`): the question with
+lettered options and an instruction to answer with the letter, for chat models through the chat template and
+for base models as a plain completion ending "Answer:"; the reply's letter is read with `choice_letter` after
+`strip_thinking`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from abc import abstractmethod
@@ -41,7 +43,7 @@ GEN_INSTRUCTION = (
     'Answer with the letter of the correct option. End your reply with "The answer is (X)." '
     "where X is that letter."
 )
-# Output budgets of the letter-choice variant: a base model names a letter, a chat model may reason first,
+# Output budgets of the letter-choice format: a base model names a letter, a chat model may reason first,
 # and a thinking model gets the Qwen3 report's maximum output length.
 GEN_BASE_TOKENS = 32
 GEN_CHAT_TOKENS = 2048
@@ -77,7 +79,8 @@ class MultipleChoiceTask(LoglikelihoodTask):
     kind = "multiple_choice"
     metrics: ClassVar[tuple[str, ...]] = ("acc", "acc_norm")
     primary_metric = "acc_norm"
-    gen_metrics: ClassVar[tuple[str, ...]] = ("acc",)  # per-sample metrics of the letter-choice variant
+    gen_metrics: ClassVar[tuple[str, ...]] = ("acc",)  # per-sample metrics of the letter-choice format
+    letters_setting: ClassVar[str | None] = None  # the published setting of the letter-choice format, if any
     max_shots: ClassVar[int] = 0  # exemplars available offline per question
     fields: ClassVar[tuple[str, ...]]  # the hub fields a record must have
 
@@ -103,11 +106,11 @@ class MultipleChoiceTask(LoglikelihoodTask):
         return self.choices(sample)
 
     def gen_question(self, sample: dict) -> str:
-        """The question text above the lettered options of the letter-choice variant."""
+        """The question text above the lettered options of the letter-choice format."""
         return self.query(sample)
 
     def gen_order(self, sample: dict, n: int) -> list[int]:
-        """The order in which the letter-choice variant lists the `n` options (indices into `options`)."""
+        """The order in which the letter-choice format lists the `n` options (indices into `options`)."""
         return list(range(n))
 
     def description(self, sample: dict) -> str:
@@ -171,9 +174,10 @@ class MultipleChoiceTask(LoglikelihoodTask):
 
 
 class GenerativeChoiceTask(GenerationTask):
-    """The letter-choice variant of a `MultipleChoiceTask`: same data, lettered options, the reply names one."""
+    """The letter-choice format of a `MultipleChoiceTask`: same data, lettered options, the reply names one."""
 
     kind = "multiple_choice"
+    format = "letters"
     choice_task: ClassVar[type[MultipleChoiceTask]]
     default_shots = 0
 
@@ -244,21 +248,20 @@ class GenerativeChoiceTask(GenerationTask):
         return self.mc.aggregate_metrics(samples, scores, self.metrics)
 
 
-def generative_variant(
-    cls: type[MultipleChoiceTask], published_setting: str | None = None
-) -> type[GenerativeChoiceTask]:
-    """The `<name>_gen` letter-choice task of a multiple-choice task (register it with `@register`)."""
-    setting = published_setting or (
-        f"qwen-pipe's letter-choice form of {cls.name} for chat models (no published generative setting); "
-        "0-shot, the reply's last stated letter is graded"
-    )
+@functools.cache
+def letter_choice(cls: type[MultipleChoiceTask]) -> type[GenerativeChoiceTask]:
+    """The letter-choice format of a multiple-choice task (same name, same data)."""
     attrs = {
-        "name": f"{cls.name}_gen",
+        "name": cls.name,
         "source": cls.source,
         "choice_task": cls,
         "metrics": cls.gen_metrics,
         "primary_metric": cls.gen_metrics[0],
-        "published_setting": setting,
+        "published_setting": cls.letters_setting
+        or (
+            f"qwen-pipe's letter-choice form of {cls.name} for chat models (no published generative setting); "
+            "0-shot, the reply's last stated letter is graded"
+        ),
         "prompt_format": (
             "question, options 'A. text' one a line; chat: one user turn ending with the instruction to answer "
             "'The answer is (X).'; base: the same block ending 'Answer:' (few-shot: 'Answer: X' blocks)"
@@ -266,4 +269,4 @@ def generative_variant(
         "__module__": cls.__module__,
         "__doc__": f"{cls.__name__} as a generative letter choice.",
     }
-    return type(f"{cls.__name__}Gen", (GenerativeChoiceTask,), attrs)
+    return type(f"{cls.__name__}Letters", (GenerativeChoiceTask,), attrs)

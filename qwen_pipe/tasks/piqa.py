@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import DataSource, embedded_records, mirror_file, read_jsonl, require_fields
-from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id, generative_variant
+from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id
+from qwen_pipe.tasks.registry import register
 
 FIELDS = ("goal", "sol1", "sol2", "label")
 RAW_FIELDS = ("id", "goal", "sol1", "sol2")
@@ -72,6 +72,3 @@ class PIQA(MultipleChoiceTask):
 
     def gen_question(self, sample: dict) -> str:
         return f"Which solution achieves the goal?\n\nGoal: {sample['goal']}"
-
-
-register(generative_variant(PIQA))

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.tasks import register
 from qwen_pipe.tasks.base import DataSource, embedded_records, mirror_file, read_jsonl, require_fields
-from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id, generative_variant
+from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id
+from qwen_pipe.tasks.registry import register
 
 FIELDS = ("sentence", "option1", "option2", "answer")
 
@@ -79,6 +79,3 @@ class WinoGrande(MultipleChoiceTask):
 
     def gen_question(self, sample: dict) -> str:
         return f"Which option fills the blank (_) best?\n\n{sample['sentence']}"
-
-
-register(generative_variant(WinoGrande))

@@ -1,0 +1,252 @@
+"""Which source files a piece of the pipeline runs: static import closures, for DVC deps and cache keys.
+
+A file is in a closure when some `import` statement on the way names it, at module level or inside a
+function (a lazy import may run; we cannot tell which do), together with the `__init__.py` of every
+package on its path and the package data files (`*.jsonl`, `*.jinja`, ...) whose names the code spells
+out. Tasks are loaded by name at run time (`get_task`), which no import statement shows: a dataset's
+task module is added explicitly, and a task module imports no other task module, so each dataset's task
+code is exactly its own module plus shared layers.
+
+`qwen-pipe dvc-deps --check` compares every stage's code deps in dvc.yaml with these closures; the
+score cache keys every score by `task_code_sha256`, the hash of the same files.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+PACKAGE = "qwen_pipe"
+PACKAGE_DIR = Path(__file__).resolve().parent
+ROOT = PACKAGE_DIR.parent
+TASKS_PACKAGE = f"{PACKAGE}.tasks"
+
+
+def relative(path: Path) -> str:
+    return path.resolve().relative_to(ROOT).as_posix()
+
+
+def module_path(name: str) -> Path | None:
+    """qwen_pipe.a.b -> qwen_pipe/a/b.py or qwen_pipe/a/b/__init__.py (None: not a module of the package)."""
+    if name != PACKAGE and not name.startswith(PACKAGE + "."):
+        return None
+    base = ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.resolve().relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@functools.cache
+def _data_files() -> dict[str, tuple[Path, ...]]:
+    """Package files other than Python source, by file name (what code names to read them)."""
+    found: dict[str, list[Path]] = {}
+    for path in PACKAGE_DIR.rglob("*"):
+        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts:
+            found.setdefault(path.name, []).append(path)
+    return {name: tuple(paths) for name, paths in found.items()}
+
+
+@functools.cache
+def _parse(path: Path) -> tuple[frozenset[str], frozenset[Path]]:
+    """The package modules a file imports (anywhere in it) and the package data files it names."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    here = module_name(path) if path.is_relative_to(PACKAGE_DIR) else ""
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    modules: set[str] = set()
+    data: set[Path] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            modules.add(base)
+            modules.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            data.update(_data_files().get(node.value.rpartition("/")[2], ()))
+    return frozenset(m for m in modules if module_path(m) is not None), frozenset(data)
+
+
+def _with_packages(name: str) -> list[str]:
+    """A module and every package above it: importing it runs all their __init__.py files."""
+    parts = name.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def closure(entries: Iterable[Path], enter: Callable[[str], bool] = lambda name: True) -> set[Path]:
+    """Every file that running `entries` may import or read; modules for which `enter` is false are
+    left out together with everything only they import."""
+    seen: set[Path] = set()
+    todo = [Path(e).resolve() for e in entries]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        if path.suffix != ".py":
+            continue
+        modules, data = _parse(path)
+        todo.extend(data)
+        for name in modules:
+            for step in _with_packages(name):
+                target = module_path(step)
+                if target is not None and enter(step):
+                    todo.append(target)
+    return seen
+
+
+def task_module(dataset: str) -> Path:
+    from qwen_pipe.tasks import TASKS
+
+    return PACKAGE_DIR / "tasks" / f"{TASKS[dataset]}.py"
+
+
+def task_modules() -> dict[str, Path]:
+    """dataset -> the module that defines it."""
+    from qwen_pipe.tasks import TASKS
+
+    return {name: task_module(name) for name in TASKS}
+
+
+@functools.cache
+def task_code(dataset: str) -> frozenset[Path]:
+    """The files that decide how `dataset` is prompted and scored: its task module's closure."""
+    return frozenset(closure([task_module(dataset)]))
+
+
+def task_code_sha256(dataset: str) -> str:
+    """A hash of the task's code (every file of its closure, by path and content): the scorer's identity."""
+    digest = hashlib.sha256()
+    for path in sorted(task_code(dataset)):
+        digest.update(relative(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+# --- dvc.yaml ------------------------------------------------------------------------------------------
+DVC_FILE = ROOT / "dvc.yaml"
+CODE_PREFIXES = ("stages/", f"{PACKAGE}/")
+# Stages that see task code only through the requests the fetch stage fingerprints (tasks/requests.py):
+# their deps name `data/datasets/<dataset>.meta.json` instead of the task modules.
+VIA_REQUESTS = {"generate": "data/datasets/${item.dataset}.meta.json"}
+
+
+def _stage_body(definition: dict) -> tuple[dict, str | None]:
+    """The stage's own fields and how its cells name their dataset (None: no dataset axis)."""
+    if "foreach" in definition:
+        body = definition["do"]
+        return body, "${item}" if "run.datasets" in str(definition["foreach"]) else None
+    if "matrix" in definition:
+        return definition, "${item.dataset}" if "dataset" in definition["matrix"] else None
+    return definition, None
+
+
+def _script(body: dict) -> Path:
+    words = str(body["cmd"]).split()
+    return ROOT / next(w for w in words if w.startswith("stages/") and w.endswith(".py"))
+
+
+def _leaf_check() -> None:
+    """Each task module imports no other task module, so a dataset's code is its module + shared layers."""
+    from qwen_pipe.errors import QwenPipeError
+
+    modules = set(task_modules().values())
+    for dataset, module in task_modules().items():
+        others = (task_code(dataset) & modules) - {module}
+        if others:
+            raise QwenPipeError(
+                f"{relative(module)} imports {', '.join(sorted(relative(p) for p in others))}: a task module may "
+                "import shared layers only (one module per dataset, so its DVC cells depend on it alone)",
+                "move the shared code into a module that defines no dataset (like tasks/ai2_arc.py)",
+            )
+
+
+def _package_files(folder: Path) -> set[Path]:
+    return {
+        f for f in folder.rglob("*") if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc"
+    }
+
+
+def _compress(paths: set[Path]) -> list[str]:
+    """Relative paths, a whole folder named once when every file in it is included (DVC hashes a folder
+    dep over all its files, so the two are the same dependency)."""
+    folders = {f for p in paths for f in p.parents if f.is_relative_to(PACKAGE_DIR)}
+    chosen = set(paths)
+    for folder in sorted(folders, key=lambda f: -len(f.parts)):  # deepest first
+        if _package_files(folder) <= paths:
+            chosen = {p for p in chosen if not p.is_relative_to(folder)} | {folder}
+    return sorted(relative(p) for p in chosen)
+
+
+def expected_code_deps(stage: str, definition: dict) -> list[str]:
+    """The code deps a stage must declare: its script's import closure (see the module docstring)."""
+    body, item = _stage_body(definition)
+    tasks_package = PACKAGE_DIR / "tasks"
+    if stage in VIA_REQUESTS:
+        files = closure([_script(body)], enter=lambda name: not name.startswith(TASKS_PACKAGE))
+        return _compress(files)
+    files = closure([_script(body)])
+    if PACKAGE_DIR / "tasks" / "registry.py" not in files:  # loads no task by name
+        return _compress(files)
+    modules = set(task_modules().values())
+    shared = set().union(*(task_code(d) for d in task_modules())) - modules
+    if item is None:  # may load any task
+        return _compress(files | shared | modules)
+    return [*_compress((files | shared) - modules), f"{relative(tasks_package)}/{item}.py"]
+
+
+def check_dvc_deps(dvc_file: Path = DVC_FILE) -> list[str]:
+    """One line per stage whose code deps differ from its closure (empty: all agree)."""
+    import yaml
+
+    _leaf_check()
+    stages = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["stages"]
+    problems = []
+    for name, definition in stages.items():
+        body, _ = _stage_body(definition)
+        declared = {str(d) for d in body.get("deps", []) if str(d).startswith(CODE_PREFIXES)}
+        expected = set(expected_code_deps(name, definition))
+        missing, extra = sorted(expected - declared), sorted(declared - expected)
+        if missing or extra:
+            parts = [f"missing {', '.join(missing)}"] if missing else []
+            parts += [f"not imported {', '.join(extra)}"] if extra else []
+            problems.append(f"{name}: {'; '.join(parts)}")
+        if name in VIA_REQUESTS and VIA_REQUESTS[name] not in body.get("deps", []):
+            problems.append(f"{name}: missing {VIA_REQUESTS[name]} (the requests its task code makes)")
+    return problems
+
+
+def write_dvc_deps(dvc_file: Path = DVC_FILE) -> list[str]:
+    """Rewrite every stage's code deps as its closure (comments and other deps kept); the stages changed."""
+    from ruamel.yaml import YAML
+
+    _leaf_check()
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 120
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    document = yaml.load(dvc_file.read_text(encoding="utf-8"))
+    changed = []
+    for name, definition in document["stages"].items():
+        body, _ = _stage_body(definition)
+        deps = body.get("deps", [])
+        code = expected_code_deps(name, definition)
+        others = [d for d in deps if not str(d).startswith(CODE_PREFIXES)]
+        if name in VIA_REQUESTS and VIA_REQUESTS[name] not in others:
+            others.insert(0, VIA_REQUESTS[name])
+        if [str(d) for d in deps] != [*code, *map(str, others)]:
+            deps[:] = [*code, *others]
+            changed.append(name)
+    with dvc_file.open("w", encoding="utf-8") as handle:
+        yaml.dump(document, handle)
+    return changed

@@ -1,0 +1,410 @@
+"""Generate: the engine's raw responses for model x preset x dataset cells, cached per request.
+
+A generation record holds, per sample, every request the engine answered and its raw response; scoring
+reads these records and never needs an engine. The engine runs in a child process: a crash or a model
+that does not load becomes a failure record for its cells, and the other cells go on.
+
+Task code reaches this stage only through the requests it renders (prompts, sampling, gold answers),
+which the fetch stage fingerprints: a scorer change never reruns generation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from qwen_pipe.cache import ChunkStore, digest
+from qwen_pipe.cells import Cell, Layout, failure_record, select_samples
+from qwen_pipe.config import Params, output_budget
+from qwen_pipe.engines.base import (
+    Engine,
+    Generation,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    SamplingParams,
+)
+from qwen_pipe.io import write_json, write_jsonl
+from qwen_pipe.models.spec import ModelSpec
+from qwen_pipe.prompting import PromptRenderer, sha256_text
+from qwen_pipe.provenance import provenance
+from qwen_pipe.tasks.base import GenerationTask, LoglikelihoodTask, PromptStyle, Task
+from qwen_pipe.tasks.registry import task_for
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """The run-level knobs merged over each task's own generation settings."""
+
+    style: PromptStyle
+    seed: int = 1234
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = -1
+    presence_penalty: float = 0.0
+    max_new_tokens: int | None = None  # None: the task's own budget
+
+    def sampling_for(self, task_sampling: SamplingParams) -> SamplingParams:
+        thinking = self.style.enable_thinking
+        return SamplingParams(
+            max_new_tokens=self.budget(task_sampling),
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            presence_penalty=self.presence_penalty,
+            stop=() if thinking else task_sampling.stop,  # a stop string inside the thinking would cut it
+            seed=self.seed,
+        )
+
+    def budget(self, task_sampling: SamplingParams) -> int:
+        return output_budget(self.max_new_tokens, self.style.enable_thinking, task_sampling.max_new_tokens)
+
+
+def prompt_style(params: Params, spec: ModelSpec) -> PromptStyle:
+    return PromptStyle(chat=spec.chat, enable_thinking=params.generate.thinking and spec.supports_thinking)
+
+
+def generation_settings(params: Params, spec: ModelSpec, preset_name: str) -> GenerationSettings:
+    preset = params.preset_for(spec.name, preset_name)
+    return GenerationSettings(
+        style=prompt_style(params, spec),
+        seed=params.generate.seed,
+        temperature=preset.temperature,
+        top_p=preset.top_p,
+        top_k=preset.top_k,
+        presence_penalty=preset.presence_penalty,
+        max_new_tokens=params.generate.max_new_tokens,
+    )
+
+
+def pick_samples(params: Params, dataset: str, records: list[dict], limit: int | None = None) -> list[dict]:
+    limit = params.task_params(dataset).sample_limit if limit is None else limit
+    return select_samples(records, limit, params.generate.sample_seed)
+
+
+class ResponseCache:
+    """Engine responses keyed by everything that determines them; flushed to disk in chunks.
+
+    The key covers the model's identity (content hash of a local folder, or hub id at a commit), the
+    engine's output identity (engine build and version, device, and every engine argument that can change
+    numerics or truncation: dtype, quantisation, KV-cache dtype, context length, batch shape, parallelism),
+    the exact prompt after the chat template, the sampling parameters and the seed. Change any of them and
+    the key changes; change a scorer and nothing here does. docs/reliability.md lists the fields.
+    """
+
+    def __init__(self, directory: Path, model_identity: str, engine: dict, flush_every: int = 64):
+        self.store = ChunkStore(directory)
+        self.entries = self.store.load()
+        self.base = {"model": model_identity, "engine": engine}
+        self.flush_every = flush_every
+        self.pending: list[tuple[str, dict]] = []
+        self.hits = self.misses = 0
+
+    def generation_key(self, request: GenerationRequest) -> str:
+        return digest({**self.base, "prompt": request.prompt, "sampling": asdict(request.sampling)})
+
+    def loglikelihood_key(self, request: LoglikelihoodRequest) -> str:
+        return digest({**self.base, "context": request.context, "continuation": request.continuation})
+
+    def get(self, key: str) -> dict | None:
+        value = self.entries.get(key)
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def put(self, key: str, value: dict) -> None:
+        self.entries[key] = value
+        self.pending.append((key, value))
+        if len(self.pending) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        self.store.append(self.pending)
+        self.pending = []
+
+
+def generate_records(
+    task: Task,
+    samples: Sequence[dict],
+    engine: Engine,
+    renderer: PromptRenderer,
+    settings: GenerationSettings,
+    cache: ResponseCache | None = None,
+    with_gold: bool | None = None,
+) -> list[dict]:
+    """Run the engine on every request of every sample; one record per sample, in sample order.
+
+    With a cache, answered requests are read back and only the others reach the engine; new answers
+    are flushed in chunks as they finish, so an interrupted run loses at most one chunk. Gold answers
+    are attached to requests only for the oracle engine (`with_gold` None: decided by the engine).
+    """
+    if isinstance(task, LoglikelihoodTask):
+        return _loglikelihood_records(task, samples, engine, cache)
+    if isinstance(task, GenerationTask):
+        if with_gold is None:
+            with_gold = engine.info.engine.startswith("oracle")
+        return _generation_records(task, samples, engine, renderer, settings, cache, with_gold)
+    raise TypeError(f"{type(task).__name__} is neither a generation nor a log-likelihood task")
+
+
+def _answer_all(
+    requests: list, cache: ResponseCache | None, key, run_chunk, stream, unpack
+) -> tuple[list, list[bool]]:
+    """Answers for `requests` from the cache or the engine, and which of them came from the cache."""
+    from qwen_pipe.engines.registry import CHUNK
+
+    answers: list = [None] * len(requests)
+    keys = [key(r) for r in requests] if cache else []
+    todo = []
+    for index in range(len(requests)):
+        hit = cache.get(keys[index]) if cache else None
+        if hit is None:
+            todo.append(index)
+        else:
+            answers[index] = unpack(hit)
+    cached = [answers[i] is not None for i in range(len(requests))]
+
+    def keep(index: int, answer) -> None:
+        answers[index] = answer
+        if cache and getattr(answer, "finish_reason", "") != "prompt_too_long":
+            cache.put(keys[index], asdict(answer))
+
+    if stream is not None:
+        for position, answer in stream([requests[i] for i in todo]):
+            keep(todo[position], answer)
+    else:
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start : start + CHUNK]
+            for index, answer in zip(chunk, run_chunk([requests[i] for i in chunk]), strict=True):
+                keep(index, answer)
+    if cache:
+        cache.flush()
+    return answers, cached
+
+
+def _loglikelihood_records(
+    task: LoglikelihoodTask, samples: Sequence[dict], engine: Engine, cache: ResponseCache | None
+) -> list[dict]:
+    per_sample = [task.loglikelihood_requests(s) for s in samples]
+    flat = [r for requests in per_sample for r in requests]
+    answers, cached = _answer_all(
+        flat,
+        cache,
+        cache.loglikelihood_key if cache else None,
+        engine.loglikelihood,
+        None,
+        lambda v: Loglikelihood(**v),
+    )
+    position = iter(range(len(flat)))
+    records = []
+    for sample, requests in zip(samples, per_sample, strict=True):
+        responses = []
+        for request in requests:
+            i = next(position)
+            responses.append(
+                {
+                    "context_sha256": sha256_text(request.context),
+                    "continuation": request.continuation,
+                    "cached": cached[i],
+                    **asdict(answers[i]),
+                }
+            )
+        records.append({"id": sample["id"], "responses": responses})
+    return records
+
+
+def _generation_records(
+    task: GenerationTask,
+    samples: Sequence[dict],
+    engine: Engine,
+    renderer: PromptRenderer,
+    settings: GenerationSettings,
+    cache: ResponseCache | None,
+    with_gold: bool,
+) -> list[dict]:
+    style = settings.style
+    sampling = settings.sampling_for(task.sampling(style))
+    records = [{"id": s["id"], "responses": []} for s in samples]
+    turns = [task.turns(s) for s in samples]
+    for turn in range(max(turns, default=0)):
+        active = [i for i, n in enumerate(turns) if n > turn]
+        requests = []
+        for i in active:
+            history = [r["text"] for r in records[i]["responses"]]
+            prompt = task.prompt(samples[i], style, history)
+            text = renderer.render(prompt, style)
+            gold = task.gold_output(samples[i], turn) if with_gold else None
+            requests.append(GenerationRequest(text, task.sample_sampling(samples[i], sampling), gold))
+        answers, cached = _answer_all(
+            requests,
+            cache,
+            cache.generation_key if cache else None,
+            engine.generate,
+            getattr(engine, "iter_generate", None),
+            lambda v: Generation(**v),
+        )
+        for i, request, answer, hit in zip(active, requests, answers, cached, strict=True):
+            records[i]["responses"].append(
+                {
+                    "prompt": request.prompt,
+                    "prompt_sha256": sha256_text(request.prompt),
+                    "cached": hit,
+                    **asdict(answer),
+                }
+            )
+    return records
+
+
+def request_counts(records: Sequence[dict]) -> dict[str, int]:
+    """Requests, those cut at the output budget or the context limit (finish_reason "length"), and those
+    never run because the prompt alone did not fit."""
+    responses = [r for record in records for r in record["responses"]]
+    return {
+        "requests": len(responses),
+        "truncated": sum(1 for r in responses if r.get("finish_reason") == "length"),
+        "prompt_too_long": sum(1 for r in responses if r.get("finish_reason") == "prompt_too_long"),
+    }
+
+
+def run_generation(
+    params: Params,
+    spec: ModelSpec,
+    preset_name: str,
+    task: Task,
+    samples: list[dict],
+    engine,
+    dataset_info: dict,
+    renderer: PromptRenderer | None = None,
+    cache: ResponseCache | None = None,
+) -> tuple[list[dict], dict]:
+    """Generation records and their metadata (engine, settings, dataset, timing, provenance)."""
+    settings = generation_settings(params, spec, preset_name)
+    renderer = renderer or PromptRenderer(spec)
+    started = time.perf_counter()
+    records = generate_records(task, samples, engine, renderer, settings, cache)
+    seconds = time.perf_counter() - started
+    chat = isinstance(task, GenerationTask) and settings.style.chat
+    responses = [r for rec in records for r in rec["responses"]]
+    meta = {
+        "model": spec.name,
+        "hf_id": spec.hf_id,
+        "revision": spec.revision,
+        "dataset": task.name,
+        "dataset_info": dataset_info,
+        "samples": len(samples),
+        "shots": task.shots,
+        "engine": asdict(engine.info),
+        "preset": preset_name,
+        "settings": {**asdict(settings), "style": asdict(settings.style)},
+        "chat_template_sha256": renderer.chat_template_sha256 if chat else None,
+        "seconds": round(seconds, 3),
+        "output_tokens": sum(r.get("output_tokens", 0) for r in responses),
+        **request_counts(records),
+        "provenance": provenance(),
+    }
+    return records, meta
+
+
+def generate_model(
+    params_data: dict,
+    model: str,
+    preset: str,
+    datasets: dict[str, tuple[list[dict], dict]],
+    layout: Layout,
+    engine_name: str,
+) -> dict[str, dict]:
+    """Generate every dataset for one model x preset with one engine load; writes each cell's files.
+
+    `datasets` maps a name to (samples to run, dataset info). Returns per dataset either the
+    generation summary or {"failure": ...}. Meant to run in a child process (see isolation.py).
+    """
+    from qwen_pipe.engines.registry import DeferredEngine, make_engine, output_identity
+    from qwen_pipe.models.identity import model_identity
+
+    params = Params.model_validate(params_data)
+    spec = params.model(model)
+    engine_preset = params.preset_for(model, preset)
+    engine = DeferredEngine(
+        lambda: make_engine(engine_name, spec, engine_preset, params.engine, seed=params.generate.seed),
+        engine_name,
+        spec.hf_id,
+    )
+    identity = None if engine_name == "oracle" else model_identity(spec)
+    engine_output = output_identity(engine_name, spec, engine_preset, params.engine)
+    renderer = PromptRenderer(spec)
+    outcomes: dict[str, dict] = {}
+    try:
+        for name, (samples, info) in datasets.items():
+            cell = Cell(model, preset, name)
+            task = task_for(params, name)
+            cache = None
+            if identity is not None:
+                cache = ResponseCache(
+                    layout.response_cache(cell), identity, engine_output, params.generate.flush_every
+                )
+            try:
+                records, meta = run_generation(
+                    params, spec, preset, task, samples, engine, info, renderer, cache
+                )
+            except Exception as error:  # noqa: BLE001 - recorded; the next dataset runs
+                outcomes[name] = {"failure": failure_record("generate", cell, error)}
+                continue
+            if cache is not None:
+                cache.store.compact()
+                meta["cache"] = {
+                    "hits": cache.hits,
+                    "misses": cache.misses,
+                    "ignored_corrupt": cache.store.ignored,
+                }
+            write_jsonl(layout.generation(cell), records)
+            write_json(layout.meta(cell), meta)
+            outcomes[name] = {
+                "samples": len(records),
+                "seconds": meta["seconds"],
+                "cache": meta.get("cache"),
+                "truncated": meta["truncated"],
+                "requests": meta["requests"],
+            }
+    finally:
+        engine.close()
+    return outcomes
+
+
+def generate_isolated(
+    params: Params,
+    model: str,
+    preset: str,
+    datasets: dict[str, tuple[list[dict], dict]],
+    layout: Layout,
+    engine_name: str,
+) -> dict[str, dict]:
+    """generate_model in a child process (in-process for engines that cannot crash); a crash of the
+    child becomes a failure record for each of its datasets, written where its outputs would be."""
+    from qwen_pipe.engines.registry import IN_PROCESS_ENGINES
+    from qwen_pipe.isolation import run_isolated
+
+    data = params.model_dump(by_alias=True)
+    if engine_name in IN_PROCESS_ENGINES:
+        outcomes = generate_model(data, model, preset, datasets, layout, engine_name)
+    else:
+        outcome = run_isolated(generate_model, data, model, preset, datasets, layout, engine_name)
+        if outcome.ok:
+            outcomes = outcome.value
+        else:
+            outcomes = {
+                name: {"failure": failure_record("generate", Cell(model, preset, name), outcome.failure)}
+                for name in datasets
+            }
+    for name, result in outcomes.items():
+        cell = Cell(model, preset, name)
+        layout.response_cache(cell).mkdir(parents=True, exist_ok=True)  # a DVC output even when unused
+        if "failure" in result:  # the score stage turns this into a failed metrics file
+            write_jsonl(layout.generation(cell), [])
+            planned = len(datasets[name][0])  # every request of the cell is lost: the error rate counts them
+            meta = {"model": model, "preset": preset, "dataset": name, "samples": planned, **result}
+            write_json(layout.meta(cell), meta)
+    return outcomes

@@ -1,0 +1,203 @@
+"""Score: extract answers from saved responses and compute the metrics; no engine needed.
+
+Any scorer can rerun over saved responses. Per-sample scores are cached under a key that covers the
+scorer's code (the task module and everything it imports), the sample and the responses, so a killed
+stage resumes and an unchanged scorer recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from tqdm import tqdm
+
+from qwen_pipe.cache import ChunkStore, digest
+from qwen_pipe.cells import Cell, Layout
+from qwen_pipe.codedeps import task_code_sha256
+from qwen_pipe.engines.base import Generation, Loglikelihood
+from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.io import read_json, read_jsonl
+from qwen_pipe.provenance import provenance
+from qwen_pipe.scoring.stats import rate
+from qwen_pipe.tasks.base import PromptStyle, SampleScore, Task
+
+VOLATILE = ("seconds", "cached")  # response fields that do not change what a scorer sees
+
+
+def responses_of(record: dict) -> list[Generation | Loglikelihood]:
+    out: list[Generation | Loglikelihood] = []
+    for r in record["responses"]:
+        if "logprob" in r:
+            out.append(Loglikelihood(r["logprob"], r["is_greedy"], r["continuation_tokens"]))
+        else:
+            out.append(
+                Generation(
+                    r["text"], r["prompt_tokens"], r["output_tokens"], r["finish_reason"], r["seconds"]
+                )
+            )
+    return out
+
+
+def score_records(
+    task: Task,
+    samples: Sequence[dict],
+    records: Sequence[dict],
+    style: PromptStyle,
+    progress: bool = False,
+    cache: ChunkStore | None = None,
+    flush_every: int = 64,
+) -> tuple[list[dict], dict[str, dict]]:
+    """Per-sample score rows and the aggregate metrics (mean, stderr, n of each).
+
+    With a cache, samples already scored by the same scorer code on the same responses are read back,
+    and new scores are flushed every few samples: a killed score stage resumes where it stopped.
+    """
+    by_id = {s["id"]: s for s in samples}
+    missing = [r["id"] for r in records if r["id"] not in by_id]
+    if missing:
+        raise QwenPipeError(
+            f"{task.name}: {len(missing)} generated samples are not in the dataset (e.g. {missing[0]!r})",
+            "the dataset changed after generation: rerun generate (dvc repro)",
+        )
+    ordered = [by_id[r["id"]] for r in records]
+    known = cache.load() if cache else {}
+    scorer = task_code_sha256(task.name) if cache else ""
+    keys = [
+        digest(
+            {
+                "scorer": scorer,
+                "task": task.name,
+                "shots": task.shots,
+                "style": asdict(style),
+                "sample": sample,
+                "responses": [{k: v for k, v in r.items() if k not in VOLATILE} for r in record["responses"]],
+            }
+        )
+        if cache
+        else ""
+        for sample, record in zip(ordered, records, strict=True)
+    ]
+    scores: list[SampleScore | None] = [SampleScore(**known[key]) if key in known else None for key in keys]
+    todo = [i for i, score in enumerate(scores) if score is None]
+    with tqdm(total=len(todo), desc=f"score {task.name}", disable=not progress, leave=False) as bar:
+        for start in range(0, len(todo), flush_every):
+            chunk = todo[start : start + flush_every]
+            fresh = task.score_all(
+                [ordered[i] for i in chunk], [responses_of(records[i]) for i in chunk], style
+            )
+            for i, score in zip(chunk, fresh, strict=True):
+                scores[i] = score
+            if cache:
+                cache.append((keys[i], asdict(scores[i])) for i in chunk)
+            bar.update(len(chunk))
+    final = [s for s in scores if s is not None]
+    rows = []
+    for record, score in zip(records, final, strict=True):
+        first = record["responses"][0] if record["responses"] else {}
+        rows.append(
+            {
+                "id": record["id"],
+                "prompt_sha256": first.get("prompt_sha256") or first.get("context_sha256"),
+                "output": [r["text"] for r in record["responses"] if "text" in r] or None,
+                "extracted": score.extracted,
+                "metrics": score.metrics,
+                "correct": bool(score.metrics.get(task.primary_metric, 0.0) >= 1.0),
+            }
+        )
+    return rows, task.aggregate(ordered, final)
+
+
+def failed_requests(task: Task, rows: Sequence[dict], meta: dict) -> dict[str, int]:
+    """Every request that did not produce a usable answer, by cause: the readiness error rate counts them all.
+
+    Truncated responses (cut at the output budget or the context limit) and prompts too long for the
+    context come from generation; sandbox errors and timeouts from code execution.
+    """
+    counts = {
+        "truncated": meta.get("truncated", 0),
+        "prompt_too_long": meta.get("prompt_too_long", meta.get("errors", 0)),
+    }
+    if task.kind == "code":
+        statuses = [s for row in rows for s in row["extracted"].get("status", [])]
+        counts["sandbox_timeout"] = statuses.count("timeout")
+        counts["sandbox_crash"] = statuses.count("crash")
+    return counts
+
+
+def failed_metrics(cell: Cell, task: Task, failure: dict, samples: int) -> dict:
+    """The metrics document of a cell whose generation failed: no score, the failure, its provenance, and
+    its `samples` requests (at least one) counted as failed."""
+    requests = max(samples, 1)
+    return {
+        "model": cell.model,
+        "preset": cell.preset,
+        "dataset": cell.dataset,
+        "status": "failed",
+        "failure": failure,
+        "primary_metric": task.primary_metric,
+        "score": None,
+        "stderr": None,
+        "n": 0,
+        "requests": requests,
+        "failed_requests": {"failed_cell": requests},
+        "provenance": provenance(),
+    }
+
+
+def score_cell(
+    task: Task, samples: list[dict], layout: Layout, cell: Cell, flush_every: int = 64
+) -> tuple[list[dict], dict]:
+    """Score one cell's saved responses; a generation failure becomes a failed metrics document."""
+    meta = read_json(layout.meta(cell))
+    layout.score_cache(cell).mkdir(parents=True, exist_ok=True)  # a DVC output even when unused
+    if "failure" in meta:
+        return [], failed_metrics(cell, task, meta["failure"], meta.get("samples", 1))
+    records = read_jsonl(layout.generation(cell))
+    style = PromptStyle(**meta["settings"]["style"])
+    cache = ChunkStore(layout.score_cache(cell))
+    isolation, sandboxes = None, contextlib.nullcontext()
+    if (
+        task.kind == "code"
+    ):  # warm sandboxes across the chunks; the isolation actually used goes in the metrics
+        from qwen_pipe.sandbox import isolation_mode, keep_judges
+
+        isolation, sandboxes = isolation_mode(), keep_judges()
+    with sandboxes:
+        rows, aggregate = score_records(task, samples, records, style, cache=cache, flush_every=flush_every)
+    cache.compact()
+    primary = aggregate[task.primary_metric]
+    info = meta["dataset_info"]
+    requests = meta.get("requests", 0)
+    failed = failed_requests(task, rows, meta)
+    result = {
+        "model": cell.model,
+        "preset": cell.preset,
+        "dataset": cell.dataset,
+        "status": "ok",
+        "primary_metric": task.primary_metric,
+        "score": primary["value"],
+        "stderr": primary["stderr"],
+        "n": primary["n"],
+        "metrics": aggregate,
+        "requests": requests,
+        "truncated": failed["truncated"],
+        "truncation_rate": rate(failed["truncated"], requests),
+        "failed_requests": failed,
+        "embedded_sample": info.get("embedded_sample", False),
+        "source": {k: info.get(k) for k in ("source", "origin", "split", "rows", "sha256")},
+        "requests_sha256": info.get("requests_sha256"),
+        "shots": meta["shots"],
+        "thinking": style.enable_thinking,
+        "chat": style.chat,
+        "engine": meta["engine"],
+        "sampling": {k: v for k, v in meta["settings"].items() if k != "style"},
+        "chat_template_sha256": meta.get("chat_template_sha256"),
+        "scorer_sha256": task_code_sha256(task.name),
+        "generation_seconds": meta["seconds"],
+        "cache": meta.get("cache"),
+        "sandbox": isolation,
+        "provenance": provenance(),
+    }
+    return rows, result

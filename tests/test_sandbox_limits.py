@@ -1,0 +1,90 @@
+"""Limits on a whole program: one memory bound for all its processes, and output that cannot slow it down."""
+
+from __future__ import annotations
+
+import pytest
+
+from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.sandbox import Program, SandboxConfig, isolation_mode, run_programs
+from qwen_pipe.sandbox.isolation import memory_control
+from qwen_pipe.tasks.registry import get_task
+
+FORK_AND_ALLOCATE = """
+import os, time
+def grab():
+    children = []
+    for _ in range(8):
+        pid = os.fork()
+        if pid == 0:
+            block = bytearray(512 << 20)
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+            time.sleep(60)
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    return True
+"""
+CENSUS = "import os\ncount = len([p for p in os.listdir('/proc') if p.isdigit()])\n"
+
+
+@pytest.mark.parametrize("control", ["cgroup", "watchdog"])
+def test_all_processes_of_a_program_share_one_memory_bound(control):
+    """8 children touching 512 MiB each under a 1 GiB bound: the program is killed, and nothing is left."""
+    try:
+        memory_control(control)
+    except QwenPipeError as error:
+        pytest.skip(f"no cgroup here (the watchdog case still runs): {error}")
+    config = SandboxConfig(total_memory_bytes=1 << 30, memory_control=control)
+    hog, census = run_programs(
+        [
+            Program("hog", FORK_AND_ALLOCATE, 30, test="assert grab()\n"),
+            Program("census", CENSUS, 10, test="assert count <= 3, count\n"),  # init, zygote, itself
+        ],
+        workers=1,
+        config=config,
+    )
+    assert hog.status == "error" and "memory limit" in hog.detail, (hog.status, hog.detail)
+    assert "1 GiB" in hog.detail and hog.duration_s < 20
+    assert census.passed, census.detail
+    kind = "cgroup" if control == "cgroup" else "resident memory, sampled"
+    assert kind in isolation_mode(config)["memory"]
+
+
+def test_one_process_under_the_bound_is_untouched():
+    source = "def grab():\n    block = bytearray(256 << 20)\n    block[::4096] = b'x' * len(block[::4096])\n    return len(block)\n"
+    [result] = run_programs(
+        [Program("fits", source, 20, test="assert grab() == 256 << 20\n")],
+        workers=1,
+        config=SandboxConfig(total_memory_bytes=1 << 30),
+    )
+    assert result.passed, result.detail
+
+
+CHATTY = {
+    "print": "print('FIRST LINE')\nprint('x' * (300 << 20))\nprint('LAST LINE')\n",
+    "os_write": (
+        "import os\nos.write(1, b'FIRST LINE\\n')\nchunk = b'x' * (1 << 20)\n"
+        "for _ in range(300):\n    os.write(1, chunk)\nos.write(1, b'\\nLAST LINE\\n')\n"
+    ),
+    "subprocess": (
+        "import subprocess, sys\nprint('FIRST LINE', flush=True)\n"
+        "subprocess.run([sys.executable, '-c', \"import os; [os.write(1, b'x' * (1 << 20)) for _ in range(300)]\"])\n"
+        "print('\\nLAST LINE', flush=True)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", CHATTY)
+def test_a_correct_program_that_prints_300_mib_still_passes(mirror, tmp_path, kind):
+    """HumanEval/0's own solution after 300 MiB of output, under its calibrated time limit."""
+    task = get_task("humaneval")
+    task.cache_dir, task.workers = tmp_path, 1
+    record = next(r for r in task.load_mirror(mirror) if r["task_id"] == "HumanEval/0")
+    source = CHATTY[kind] + task.reference_source(record)
+    [result], limits = task.run([record], [source])
+    assert result.passed, (result.status, result.detail, limits)
+    assert result.output.startswith("FIRST LINE\nxxxx") and result.output.endswith("LAST LINE\n")
+    assert "bytes not kept" in result.output and len(result.output) <= SandboxConfig().output_bytes
+    assert result.output_bytes >= 300 << 20
