@@ -117,7 +117,7 @@ def failed_requests(task: Task, rows: Sequence[dict], meta: dict) -> dict[str, i
     """
     counts = {
         "truncated": meta.get("truncated", 0),
-        "prompt_too_long": meta.get("prompt_too_long", meta.get("errors", 0)),
+        "prompt_too_long": meta.get("prompt_too_long", 0),
     }
     if task.kind == "code":
         statuses = [s for row in rows for s in row["extracted"].get("status", [])]
