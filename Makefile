@@ -7,6 +7,8 @@ PROFILE   ?=
 STAMP     := $(VENV)/.installed
 GPU       := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 IMAGE     ?= qwen-pipe:latest
+# Test processes (pytest-xdist; a test file stays on one worker): 2 fills the 2-core build machines.
+TEST_WORKERS ?= 2
 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -17,6 +19,10 @@ export DO_NOT_TRACK := 1
 ifneq ($(PROFILE),h100)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+endif
+# `make run V=1`: the engines' own logs on the console too (by default they go to logs/<stage>.log).
+ifeq ($(V),1)
+export QWEN_PIPE_VERBOSE := 1
 endif
 
 .PHONY: install run test lint docker-build docker-run clean
@@ -48,7 +54,7 @@ endif
 	@echo "report: reports/report.md"
 
 test: install
-	@rc=0; $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
 
 lint: install

@@ -20,8 +20,8 @@ from qwen_pipe.generate import GenerationSettings, generate_records
 from qwen_pipe.prompting import PromptRenderer
 from qwen_pipe.score import score_records
 from qwen_pipe.tasks import task_names
-from qwen_pipe.tasks.base import GenerationTask, PromptStyle
-from qwen_pipe.tasks.registry import get_task
+from qwen_pipe.tasks.common.base import GenerationTask, PromptStyle
+from qwen_pipe.tasks.common.registry import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLE = PromptStyle(chat=False)  # completion prompts: nothing loads a tokenizer

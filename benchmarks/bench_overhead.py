@@ -114,7 +114,7 @@ TARGETS = {
     "vllm.entrypoints.llm": patch_llm,
     "vllm.v1.engine.llm_engine": patch_llm_engine,
     "qwen_pipe.config": patch_functions("load_params"),
-    "qwen_pipe.sources.fetch": patch_functions("read_dataset"),
+    "qwen_pipe.cells": patch_functions("read_dataset"),
     "qwen_pipe.isolation": patch_functions("run_isolated"),
     "qwen_pipe.generate": patch_functions("generate_model", "run_generation", "ResponseCache.flush"),
     "qwen_pipe.models.identity": patch_functions("model_identity"),
@@ -174,11 +174,11 @@ def prepare(model: str, prompts: int, shots: int, max_new_tokens: int, mirror: P
     """A working folder laid out like the repository (params.yaml, data/), and the raw side's inputs."""
     sys.path.insert(0, str(ROOT))
     from qwen_pipe.config import load_params
+    from qwen_pipe.fetch import load_records, write_dataset
     from qwen_pipe.generate import generation_settings, pick_samples, prompt_style
     from qwen_pipe.models.tiny import build_tiny_model, tiny_qwen3_architecture
     from qwen_pipe.prompting import PromptRenderer
-    from qwen_pipe.sources.fetch import load_records, write_dataset
-    from qwen_pipe.tasks.registry import get_task
+    from qwen_pipe.tasks.common.registry import get_task
 
     work = WORK / f"{model}-{prompts}x{shots}shot-{max_new_tokens}"
     (work / "data").mkdir(parents=True, exist_ok=True)

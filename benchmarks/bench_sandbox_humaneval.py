@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from qwen_pipe.sandbox import isolation_mode
-from qwen_pipe.tasks.registry import get_task
+from qwen_pipe.tasks.common.registry import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 

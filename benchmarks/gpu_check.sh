@@ -40,7 +40,8 @@ if missing:
 import yaml
 
 from qwen_pipe.config import CoverageParams, EngineParams, Preset, TinyModel
-from qwen_pipe.coverage import dummy_model_dir, measure_coverage
+from qwen_pipe.coverage import measure_coverage
+from qwen_pipe.measure.dummy_weights import dummy_model_dir
 from qwen_pipe.models.registry import BUILTIN_MODELS
 from qwen_pipe.models.spec import ModelSpec
 

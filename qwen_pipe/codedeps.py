@@ -5,7 +5,8 @@ function (a lazy import may run; we cannot tell which do), together with the `__
 package on its path and the package data files (`*.jsonl`, `*.jinja`, ...) whose names the code spells
 out. Tasks are loaded by name at run time (`get_task`), which no import statement shows: a dataset's
 task module is added explicitly, and a task module imports no other task module, so each dataset's task
-code is exactly its own module plus shared layers.
+code is exactly its own module plus shared layers. Engines are found at run time too (the engine registry
+imports every module of its package, `DISCOVERS`): that module counts as importing all of them.
 
 `qwen-pipe dvc-deps --check` compares every stage's code deps in dvc.yaml with these closures; the
 score cache keys every score by `task_code_sha256`, the hash of the same files.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import inspect
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -23,6 +25,8 @@ PACKAGE = "qwen_pipe"
 PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent
 TASKS_PACKAGE = f"{PACKAGE}.tasks"
+# Modules that import every module of a package at run time (pkgutil), which no import statement shows.
+DISCOVERS = {f"{PACKAGE}.engines.registry": f"{PACKAGE}.engines"}
 
 
 def relative(path: Path) -> str:
@@ -75,6 +79,9 @@ def _parse(path: Path) -> tuple[frozenset[str], frozenset[Path]]:
             modules.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             data.update(_data_files().get(node.value.rpartition("/")[2], ()))
+    if here in DISCOVERS:
+        found = ROOT.joinpath(*DISCOVERS[here].split(".")).glob("*.py")
+        modules.update(f"{DISCOVERS[here]}.{p.stem}" for p in found if p.stem != "__init__")
     return frozenset(m for m in modules if module_path(m) is not None), frozenset(data)
 
 
@@ -107,9 +114,14 @@ def closure(entries: Iterable[Path], enter: Callable[[str], bool] = lambda name:
 
 
 def task_module(dataset: str) -> Path:
+    """tasks/<dataset>.py, or the file of a task registered from elsewhere (a test's toy dataset)."""
     from qwen_pipe.tasks import TASKS
 
-    return PACKAGE_DIR / "tasks" / f"{TASKS[dataset]}.py"
+    if dataset in TASKS:
+        return PACKAGE_DIR / "tasks" / f"{dataset}.py"
+    from qwen_pipe.tasks.common.registry import task_class
+
+    return Path(inspect.getfile(task_class(dataset))).resolve()
 
 
 def task_modules() -> dict[str, Path]:
@@ -136,8 +148,8 @@ def task_code_sha256(dataset: str) -> str:
 # --- dvc.yaml ------------------------------------------------------------------------------------------
 DVC_FILE = ROOT / "dvc.yaml"
 CODE_PREFIXES = ("stages/", f"{PACKAGE}/")
-# Stages that see task code only through the requests the fetch stage fingerprints (tasks/requests.py):
-# their deps name `data/datasets/<dataset>.meta.json` instead of the task modules.
+# Stages that see task code only through the requests the fetch stage fingerprints
+# (tasks/common/requests.py): their deps name `data/datasets/<dataset>.meta.json` instead of the task modules.
 VIA_REQUESTS = {"generate": "data/datasets/${item.dataset}.meta.json"}
 
 
@@ -167,7 +179,7 @@ def _leaf_check() -> None:
             raise QwenPipeError(
                 f"{relative(module)} imports {', '.join(sorted(relative(p) for p in others))}: a task module may "
                 "import shared layers only (one module per dataset, so its DVC cells depend on it alone)",
-                "move the shared code into a module that defines no dataset (like tasks/ai2_arc.py)",
+                "move the shared code into a module that defines no dataset (in tasks/common/)",
             )
 
 
@@ -196,7 +208,7 @@ def expected_code_deps(stage: str, definition: dict) -> list[str]:
         files = closure([_script(body)], enter=lambda name: not name.startswith(TASKS_PACKAGE))
         return _compress(files)
     files = closure([_script(body)])
-    if PACKAGE_DIR / "tasks" / "registry.py" not in files:  # loads no task by name
+    if PACKAGE_DIR / "tasks" / "common" / "registry.py" not in files:  # loads no task by name
         return _compress(files)
     modules = set(task_modules().values())
     shared = set().union(*(task_code(d) for d in task_modules())) - modules

@@ -14,7 +14,6 @@ from qwen_pipe.models.spec import ModelSpec
 
 PARAMS_FILE = Path("params.yaml")
 MODELS_DIR = Path("data/models")  # where the build_models stage writes tiny models
-EngineName = Literal["vllm", "transformers", "openai", "oracle"]
 THINKING_MAX_NEW_TOKENS = 32768  # Qwen3 report: thinking runs may use up to 32,768 output tokens
 
 
@@ -107,7 +106,7 @@ class Run(Strict):
 
 
 class EngineParams(Strict):
-    name: EngineName = "vllm"
+    name: str = "vllm"  # checked where engines are loaded (engines/registry.py), a layer above this one
     base_url: str | None = None  # openai: e.g. http://host:8000/v1 (a `vllm serve` endpoint)
     api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key itself)
     concurrency: int = Field(16, gt=0)  # openai: requests in flight
@@ -129,6 +128,14 @@ class CoverageParams(Strict):
     prompt_tokens: int = Field(128, gt=0)
     max_new_tokens: int = Field(64, gt=0)
     load_format: Literal["auto", "dummy"] = "auto"
+
+
+class CostScalingParams(Strict):
+    """The one model x preset the cost_scaling stage sweeps: named here, so that changing the run's models
+    or presets does not rerun the sweep."""
+
+    model: str
+    preset: str = "balanced"
 
 
 class GenerateParams(Strict):
@@ -164,6 +171,7 @@ class Params(Strict):
     fetch: FetchParams = FetchParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
     coverage: CoverageParams = CoverageParams()
+    cost_scaling: CostScalingParams | None = None  # None: no cost_scaling stage can run
     generate: GenerateParams = GenerateParams()
     tasks: dict[str, TaskParams] = {}
     score: ScoreParams = ScoreParams()
@@ -195,6 +203,11 @@ class Params(Strict):
                     f"dataset {name} is in run.datasets but has no entry under tasks",
                     f"add `{name}: {{}}` under tasks in params.yaml",
                 )
+        if self.cost_scaling is not None:
+            if self.cost_scaling.model not in known_models:
+                raise unknown_name("cost_scaling model", self.cost_scaling.model, known_models)
+            if self.cost_scaling.preset not in self.presets:
+                raise unknown_name("cost_scaling preset", self.cost_scaling.preset, list(self.presets))
         for model, by_preset in self.preset_overrides.items():
             if model not in known_models:
                 raise unknown_name("model in preset_overrides", model, known_models)

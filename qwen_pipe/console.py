@@ -1,15 +1,24 @@
 """What a person reads: a Typer app whose user errors end as one line on stderr with exit code 2 (never a
-traceback), and the one number format of the console and the report."""
+traceback), the one number format of the console and the report, and where engine logs and progress bars go."""
 
 from __future__ import annotations
 
 import errno
+import logging
+import os
+import re
+import subprocess
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from typer.main import get_command
 
 from qwen_pipe.errors import QwenPipeError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def run(app: typer.Typer, argv: list[str] | None = None) -> None:
@@ -35,6 +44,94 @@ def run(app: typer.Typer, argv: list[str] | None = None) -> None:
         print(f"error: {os_error_line(error)}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+LOG_DIR_ENV = "QWEN_PIPE_LOG_DIR"  # where engine logs go (default: logs/ in the working directory)
+VERBOSE_ENV = "QWEN_PIPE_VERBOSE"  # 1: engine logs on the console as well (`-v`, `make run V=1`)
+PROGRESS_ENV = "QWEN_PIPE_PROGRESS"  # 1: live bars on stderr, 0: none; unset: when stderr is a terminal
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+def progress_enabled() -> bool:
+    setting = os.environ.get(PROGRESS_ENV, "")
+    if setting:
+        return setting != "0"
+    return sys.stderr.isatty()
+
+
+def progress_bar(
+    total: int, label: str, unit: str = "it", show: bool = True, bar_format: str | None = None
+) -> tqdm:
+    """A live bar on stderr that disappears when done (the stage's summary line stays); drawn only where
+    `show` and the console allows."""
+    from tqdm import tqdm
+
+    enabled = show and progress_enabled()
+    return tqdm(
+        total=total,
+        desc=label,
+        unit=unit,
+        file=sys.stderr,
+        leave=False,
+        disable=not enabled,
+        bar_format=bar_format,
+    )
+
+
+def log_path(name: str) -> Path:
+    """The log file of one stage or command (`generate@tiny_small-balanced-gsm8k`, `eval`): engine output
+    goes there instead of the console; it is rewritten by each run of the stage."""
+    folder = Path(os.environ.get(LOG_DIR_ENV) or "logs")
+    return folder / (re.sub(r"[^A-Za-z0-9_.@+-]", "_", name) + ".log")
+
+
+def start_log(name: str) -> Path:
+    """The log file of `name` (log_path), created empty."""
+    path = log_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("", encoding="utf-8")
+    return path
+
+
+def capture_output(log: Path | None) -> None:
+    """In an engine's child process: file descriptors 1 and 2 go to the end of `log`, so everything the
+    process writes (Python logging, warnings, C extensions, the engine's own worker processes) lands there;
+    to stderr as well when verbose. Without a log, stdout goes to stderr: stdout belongs to the command's
+    own output (--json)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if log is None:
+        os.dup2(2, 1)
+    else:
+        if verbose():  # `tee` ends when its last writer (this process or one it started) has exited
+            read, fd = os.pipe()
+            subprocess.Popen(["tee", "-a", str(log)], stdin=read, stdout=2)
+            os.close(read)
+        else:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    # Python's own writers too, should they point elsewhere (a redirect_stdout, a test's capture)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
+    logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def show_log_tail(log: Path, lines: int = 200) -> None:
+    """A failure explains itself: the end of the engine's log on stderr."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return
+    if not text:
+        return
+    print(f"--- last {min(lines, len(text))} of {len(text)} lines of {log} ---", file=sys.stderr)
+    print("\n".join(text[-lines:]), file=sys.stderr)
+    print(f"--- end of {log} ---", file=sys.stderr)
 
 
 def os_error_line(error: OSError) -> str:

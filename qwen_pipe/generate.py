@@ -2,7 +2,8 @@
 
 A generation record holds, per sample, every request the engine answered and its raw response; scoring
 reads these records and never needs an engine. The engine runs in a child process: a crash or a model
-that does not load becomes a failure record for its cells, and the other cells go on.
+that does not load becomes a failure record for its cells, and the other cells go on. The child's output
+goes to a log file, and its progress (requests answered, tokens generated) to the parent's live bar.
 
 Task code reaches this stage only through the requests it renders (prompts, sampling, gold answers),
 which the fetch stage fingerprints: a scorer change never reruns generation.
@@ -10,14 +11,24 @@ which the fetch stage fingerprints: a scorer change never reruns generation.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from qwen_pipe.cache import ChunkStore, digest
 from qwen_pipe.cells import Cell, Layout, failure_record, select_samples
 from qwen_pipe.config import Params, output_budget
+from qwen_pipe.console import (
+    PROGRESS_ENV,
+    progress_bar,
+    progress_enabled,
+    show_log_tail,
+    start_log,
+    verbose,
+)
 from qwen_pipe.engines.base import (
     Engine,
     Generation,
@@ -30,8 +41,8 @@ from qwen_pipe.io import write_json, write_jsonl
 from qwen_pipe.models.spec import ModelSpec
 from qwen_pipe.prompting import PromptRenderer, sha256_text
 from qwen_pipe.provenance import provenance
-from qwen_pipe.tasks.base import GenerationTask, LoglikelihoodTask, PromptStyle, Task
-from qwen_pipe.tasks.registry import task_for
+from qwen_pipe.tasks.common.base import GenerationTask, LoglikelihoodTask, PromptStyle, Task
+from qwen_pipe.tasks.common.registry import task_for
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,29 @@ def generation_settings(params: Params, spec: ModelSpec, preset_name: str) -> Ge
 def pick_samples(params: Params, dataset: str, records: list[dict], limit: int | None = None) -> list[dict]:
     limit = params.task_params(dataset).sample_limit if limit is None else limit
     return select_samples(records, limit, params.generate.sample_seed)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a generation reports as it goes (summed over the requests since the last event)."""
+
+    dataset: str
+    total: int = 0  # requests added to the work
+    done: int = 0  # requests answered, from the cache or the engine
+    tokens: int = 0  # tokens the engine generated for them
+    loaded: bool = False  # the engine has just finished loading
+
+    def plus(self, other: Progress) -> Progress:
+        return replace(
+            self,
+            total=self.total + other.total,
+            done=self.done + other.done,
+            tokens=self.tokens + other.tokens,
+            loaded=self.loaded or other.loaded,
+        )
+
+
+Report = Callable[[int, int, int], None]  # (requests added, requests answered, tokens generated)
 
 
 class ResponseCache:
@@ -135,24 +169,26 @@ def generate_records(
     settings: GenerationSettings,
     cache: ResponseCache | None = None,
     with_gold: bool | None = None,
+    report: Report | None = None,
 ) -> list[dict]:
     """Run the engine on every request of every sample; one record per sample, in sample order.
 
     With a cache, answered requests are read back and only the others reach the engine; new answers
     are flushed in chunks as they finish, so an interrupted run loses at most one chunk. Gold answers
     are attached to requests only for the oracle engine (`with_gold` None: decided by the engine).
+    `report` hears of the requests as they are added and answered (a progress bar).
     """
     if isinstance(task, LoglikelihoodTask):
-        return _loglikelihood_records(task, samples, engine, cache)
+        return _loglikelihood_records(task, samples, engine, cache, report)
     if isinstance(task, GenerationTask):
         if with_gold is None:
-            with_gold = engine.info.engine.startswith("oracle")
-        return _generation_records(task, samples, engine, renderer, settings, cache, with_gold)
+            with_gold = getattr(engine, "gold_answers", False)
+        return _generation_records(task, samples, engine, renderer, settings, cache, with_gold, report)
     raise TypeError(f"{type(task).__name__} is neither a generation nor a log-likelihood task")
 
 
 def _answer_all(
-    requests: list, cache: ResponseCache | None, key, run_chunk, stream, unpack
+    requests: list, cache: ResponseCache | None, key, run_chunk, stream, unpack, report: Report | None
 ) -> tuple[list, list[bool]]:
     """Answers for `requests` from the cache or the engine, and which of them came from the cache."""
     from qwen_pipe.engines.registry import CHUNK
@@ -167,11 +203,15 @@ def _answer_all(
         else:
             answers[index] = unpack(hit)
     cached = [answers[i] is not None for i in range(len(requests))]
+    if report:
+        report(len(requests), len(requests) - len(todo), 0)
 
     def keep(index: int, answer) -> None:
         answers[index] = answer
         if cache and getattr(answer, "finish_reason", "") != "prompt_too_long":
             cache.put(keys[index], asdict(answer))
+        if report:
+            report(0, 1, getattr(answer, "output_tokens", 0))
 
     if stream is not None:
         for position, answer in stream([requests[i] for i in todo]):
@@ -187,7 +227,11 @@ def _answer_all(
 
 
 def _loglikelihood_records(
-    task: LoglikelihoodTask, samples: Sequence[dict], engine: Engine, cache: ResponseCache | None
+    task: LoglikelihoodTask,
+    samples: Sequence[dict],
+    engine: Engine,
+    cache: ResponseCache | None,
+    report: Report | None,
 ) -> list[dict]:
     per_sample = [task.loglikelihood_requests(s) for s in samples]
     flat = [r for requests in per_sample for r in requests]
@@ -198,6 +242,7 @@ def _loglikelihood_records(
         engine.loglikelihood,
         None,
         lambda v: Loglikelihood(**v),
+        report,
     )
     position = iter(range(len(flat)))
     records = []
@@ -225,6 +270,7 @@ def _generation_records(
     settings: GenerationSettings,
     cache: ResponseCache | None,
     with_gold: bool,
+    report: Report | None,
 ) -> list[dict]:
     style = settings.style
     sampling = settings.sampling_for(task.sampling(style))
@@ -246,6 +292,7 @@ def _generation_records(
             engine.generate,
             getattr(engine, "iter_generate", None),
             lambda v: Generation(**v),
+            report,
         )
         for i, request, answer, hit in zip(active, requests, answers, cached, strict=True):
             records[i]["responses"].append(
@@ -280,12 +327,13 @@ def run_generation(
     dataset_info: dict,
     renderer: PromptRenderer | None = None,
     cache: ResponseCache | None = None,
+    report: Report | None = None,
 ) -> tuple[list[dict], dict]:
     """Generation records and their metadata (engine, settings, dataset, timing, provenance)."""
     settings = generation_settings(params, spec, preset_name)
     renderer = renderer or PromptRenderer(spec)
     started = time.perf_counter()
-    records = generate_records(task, samples, engine, renderer, settings, cache)
+    records = generate_records(task, samples, engine, renderer, settings, cache, report=report)
     seconds = time.perf_counter() - started
     chat = isinstance(task, GenerationTask) and settings.style.chat
     responses = [r for rec in records for r in rec["responses"]]
@@ -316,29 +364,42 @@ def generate_model(
     datasets: dict[str, tuple[list[dict], dict]],
     layout: Layout,
     engine_name: str,
+    progress: Callable[[Progress], None] | None = None,
+    print_traces: bool = False,
 ) -> dict[str, dict]:
     """Generate every dataset for one model x preset with one engine load; writes each cell's files.
 
     `datasets` maps a name to (samples to run, dataset info). Returns per dataset either the
-    generation summary or {"failure": ...}. Meant to run in a child process (see isolation.py).
+    generation summary or {"failure": ...}; `print_traces`: a failure's traceback goes to stderr (the
+    engine's log, in a child). Meant to run in a child process (see isolation.py).
     """
-    from qwen_pipe.engines.registry import DeferredEngine, make_engine, output_identity
+    from qwen_pipe.engines.registry import DeferredEngine, engine_info, make_engine, output_identity
     from qwen_pipe.models.identity import model_identity
 
     params = Params.model_validate(params_data)
     spec = params.model(model)
     engine_preset = params.preset_for(model, preset)
-    engine = DeferredEngine(
-        lambda: make_engine(engine_name, spec, engine_preset, params.engine, seed=params.generate.seed),
-        engine_name,
-        spec.hf_id,
-    )
-    identity = None if engine_name == "oracle" else model_identity(spec)
+    batched = _Batched(progress) if progress else None
+    current = ""  # the dataset being generated
+    load_seconds = 0.0
+
+    def load() -> Engine:
+        nonlocal load_seconds
+        started = time.perf_counter()
+        loaded = make_engine(engine_name, spec, engine_preset, params.engine, seed=params.generate.seed)
+        load_seconds = time.perf_counter() - started
+        if batched:
+            batched(Progress(current, loaded=True))
+        return loaded
+
+    engine = DeferredEngine(load, engine_name, spec.hf_id)
+    identity = None if engine_info(engine_name).gold_answers else model_identity(spec)
     engine_output = output_identity(engine_name, spec, engine_preset, params.engine)
     renderer = PromptRenderer(spec)
     outcomes: dict[str, dict] = {}
     try:
         for name, (samples, info) in datasets.items():
+            current = name
             cell = Cell(model, preset, name)
             task = task_for(params, name)
             cache = None
@@ -346,11 +407,15 @@ def generate_model(
                 cache = ResponseCache(
                     layout.response_cache(cell), identity, engine_output, params.generate.flush_every
                 )
+            report = _reporter(batched, name) if batched else None
+            was_loaded = engine.loaded
             try:
                 records, meta = run_generation(
-                    params, spec, preset, task, samples, engine, info, renderer, cache
+                    params, spec, preset, task, samples, engine, info, renderer, cache, report
                 )
             except Exception as error:  # noqa: BLE001 - recorded; the next dataset runs
+                if print_traces:  # into the engine's log, beside what the engine said
+                    traceback.print_exc()
                 outcomes[name] = {"failure": failure_record("generate", cell, error)}
                 continue
             if cache is not None:
@@ -362,16 +427,32 @@ def generate_model(
                 }
             write_jsonl(layout.generation(cell), records)
             write_json(layout.meta(cell), meta)
+            loading = load_seconds if engine.loaded and not was_loaded else 0.0
             outcomes[name] = {
                 "samples": len(records),
                 "seconds": meta["seconds"],
+                "load_seconds": round(loading, 3),
+                "generated_tokens": sum(
+                    r.get("output_tokens", 0) for rec in records for r in rec["responses"] if not r["cached"]
+                ),
                 "cache": meta.get("cache"),
                 "truncated": meta["truncated"],
                 "requests": meta["requests"],
             }
     finally:
+        if batched:
+            batched.flush()
         engine.close()
     return outcomes
+
+
+def _reporter(send: Callable[[Progress], None], dataset: str) -> Report:
+    return lambda total, done, tokens: send(Progress(dataset, total, done, tokens))
+
+
+def _generate_in_child(*args, progress: Callable[[Progress], None] | None = None) -> dict[str, dict]:
+    os.environ[PROGRESS_ENV] = "0"  # the engine's own bar: the parent draws one from our progress events
+    return generate_model(*args, progress=progress, print_traces=True)
 
 
 def generate_isolated(
@@ -381,30 +462,162 @@ def generate_isolated(
     datasets: dict[str, tuple[list[dict], dict]],
     layout: Layout,
     engine_name: str,
+    log_name: str,
 ) -> dict[str, dict]:
     """generate_model in a child process (in-process for engines that cannot crash); a crash of the
-    child becomes a failure record for each of its datasets, written where its outputs would be."""
-    from qwen_pipe.engines.registry import IN_PROCESS_ENGINES
+    child becomes a failure record for each of its datasets, written where its outputs would be.
+
+    The child's output goes to the log file `log_name` (console.log_path; the console too when verbose),
+    and each outcome names it; a failure shows the log's end on stderr. A live bar on stderr follows the
+    requests as they finish.
+    """
+    from qwen_pipe.engines.registry import in_process
     from qwen_pipe.isolation import run_isolated
 
     data = params.model_dump(by_alias=True)
-    if engine_name in IN_PROCESS_ENGINES:
-        outcomes = generate_model(data, model, preset, datasets, layout, engine_name)
-    else:
-        outcome = run_isolated(generate_model, data, model, preset, datasets, layout, engine_name)
-        if outcome.ok:
-            outcomes = outcome.value
+    bar = _LiveBar(f"generate {model} x {preset}")
+    log = None
+    try:
+        if in_process(engine_name):
+            outcomes = generate_model(data, model, preset, datasets, layout, engine_name, bar)
         else:
-            outcomes = {
-                name: {"failure": failure_record("generate", Cell(model, preset, name), outcome.failure)}
-                for name in datasets
-            }
+            log = start_log(log_name)
+            outcome = run_isolated(
+                _generate_in_child,
+                data,
+                model,
+                preset,
+                datasets,
+                layout,
+                engine_name,
+                log=log,
+                on_progress=bar,
+            )
+            if outcome.ok:
+                outcomes = outcome.value
+            else:
+                if log is not None and outcome.failure.get("trace"):
+                    with log.open("a", encoding="utf-8") as handle:
+                        handle.write(outcome.failure["trace"])
+                outcomes = {
+                    name: {"failure": failure_record("generate", Cell(model, preset, name), outcome.failure)}
+                    for name in datasets
+                }
+    finally:
+        bar.close()
     for name, result in outcomes.items():
+        result["log"] = str(log) if log else None  # in-process engines write no log
         cell = Cell(model, preset, name)
         layout.response_cache(cell).mkdir(parents=True, exist_ok=True)  # a DVC output even when unused
         if "failure" in result:  # the score stage turns this into a failed metrics file
             write_jsonl(layout.generation(cell), [])
             planned = len(datasets[name][0])  # every request of the cell is lost: the error rate counts them
-            meta = {"model": model, "preset": preset, "dataset": name, "samples": planned, **result}
-            write_json(layout.meta(cell), meta)
+            meta = {"model": model, "preset": preset, "dataset": name, "samples": planned}
+            write_json(layout.meta(cell), {**meta, "failure": result["failure"]})
+    if log is not None and not verbose() and any("failure" in result for result in outcomes.values()):
+        show_log_tail(log)  # (verbose: it is on the console already)
     return outcomes
+
+
+def generate_line(cell: Cell, outcome: dict) -> str:
+    """The one line a generation run prints: what it did, how fast, where the engine's log is."""
+    if "failure" in outcome:
+        failure = outcome["failure"]
+        return f"generate {cell}: FAILED ({failure['error_type']}: {failure['message']})"
+    cache = outcome.get("cache")
+    parts = [f"{outcome['samples']} samples", f"{outcome['requests']} requests"]
+    if cache is not None:
+        parts[-1] += f" ({cache['hits']} from the cache, {cache['misses']} generated)"
+    if outcome["truncated"]:
+        parts.append(f"{outcome['truncated']} truncated")
+    seconds, load = outcome["seconds"], outcome.get("load_seconds") or 0.0
+    parts.append(f"{seconds:.1f} s" + (f" (model load {load:.1f} s)" if load else ""))
+    tokens = outcome.get("generated_tokens") or 0
+    if tokens and seconds - load > 0:
+        parts.append(f"{_rate(tokens / (seconds - load))} tokens/s")
+    line = f"generate {cell}: " + ", ".join(parts)
+    return line + (f"; engine log {outcome['log']}" if outcome.get("log") else "")
+
+
+class _Batched:
+    """Progress events added up and passed on at most every 0.1 s (at once when work is added or the
+    engine has loaded): a message per request would cost the engine time."""
+
+    def __init__(self, send: Callable[[Progress], None], interval: float = 0.1):
+        self.send = send
+        self.interval = interval
+        self.pending: Progress | None = None
+        self.last = 0.0
+
+    def __call__(self, event: Progress) -> None:
+        if self.pending is not None and self.pending.dataset != event.dataset:
+            self.flush()
+        self.pending = event if self.pending is None else self.pending.plus(event)
+        if event.total or event.loaded or time.monotonic() - self.last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            self.send(self.pending)
+            self.pending = None
+        self.last = time.monotonic()
+
+
+class _LiveBar:
+    """The parent's bar for one model x preset (one engine): per dataset, requests answered (cache hits at
+    once), and the engine's speed once it has loaded: tokens/s, or requests/s for log-likelihoods."""
+
+    FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+
+    def __init__(self, label: str):
+        self.label = label
+        self.enabled = progress_enabled()
+        self.bar = None
+        self.dataset: str | None = None
+        self.loaded = False
+        self.tokens = self.answered = 0  # by the engine, since `since`
+        self.since = 0.0
+
+    def __call__(self, event: Progress | None) -> None:
+        if not self.enabled:
+            return
+        if event is None:  # nothing new: the clock still moves
+            if self.bar is not None:
+                self.bar.refresh()
+            return
+        if event.dataset != self.dataset:
+            self.close()
+            self.dataset = event.dataset
+            label = f"{self.label} x {event.dataset}"
+            self.bar = progress_bar(event.total, label, unit="req", bar_format=self.FORMAT)
+            self.tokens = self.answered = 0
+            self.since = time.monotonic()
+        else:
+            self.bar.total += event.total
+        if event.loaded:
+            self.loaded, self.since = True, time.monotonic()
+        elif self.loaded:
+            self.answered += event.done
+        self.tokens += event.tokens
+        self.bar.update(event.done)
+        self.bar.set_postfix_str(self._speed(), refresh=False)
+        self.bar.refresh()
+
+    def _speed(self) -> str:
+        if not self.loaded:
+            return "loading the model" if self.bar.n < self.bar.total else ""
+        elapsed = time.monotonic() - self.since
+        if self.tokens and elapsed > 0:
+            return f"{_rate(self.tokens / elapsed)} tokens/s"
+        if self.answered and elapsed > 0:
+            return f"{_rate(self.answered / elapsed)} requests/s"
+        return ""
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"

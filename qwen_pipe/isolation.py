@@ -1,19 +1,21 @@
 """Running work that may crash the interpreter (an engine segfault, an out-of-memory kill) in a child.
 
 The parent survives anything the child does and gets back either the child's result or a structured
-failure: error type, message and exit code.
+failure: error type, message and exit code. The child's output goes to a log file, and its progress
+events reach the parent as they happen (the parent draws the bar).
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import queue as queue_module
 import sys
 import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from qwen_pipe.console import capture_output
 from qwen_pipe.errors import QwenPipeError
 
 
@@ -24,13 +26,15 @@ class Outcome:
     failure: dict | None = None
 
 
-def _child(queue, target: Callable, args: tuple) -> None:
+def _child(conn, target: Callable, args: tuple, log: Path | None, with_progress: bool) -> None:
+    capture_output(log)
+    kwargs = {"progress": lambda event: conn.send(("progress", event))} if with_progress else {}
     try:
-        queue.put(("ok", target(*args)))
+        conn.send(("ok", target(*args, **kwargs)))
     except QwenPipeError as error:
-        queue.put(("error", {"type": "QwenPipeError", "message": error.line(), "trace": None}))
+        conn.send(("error", {"type": "QwenPipeError", "message": error.line(), "trace": None}))
     except BaseException as error:  # noqa: BLE001 - everything is reported to the parent
-        queue.put(
+        conn.send(
             (
                 "error",
                 {
@@ -49,22 +53,45 @@ def _start_method() -> str:
     return "spawn"
 
 
-def run_isolated(target: Callable, *args) -> Outcome:
-    """Call `target(*args)` in a child process; `target` must be importable and args picklable."""
+def run_isolated(
+    target: Callable,
+    *args,
+    log: Path | None = None,
+    on_progress: Callable[[object | None], None] | None = None,
+) -> Outcome:
+    """Call `target(*args)` in a child process; `target` must be importable and args picklable.
+
+    The child's output (file descriptors 1 and 2) goes to `log`, or to stderr without one. With
+    `on_progress`, the target gets a `progress` argument: each event it sends reaches `on_progress` in
+    the parent as it happens, and `on_progress(None)` is called when nothing came for a while (a bar can
+    redraw its clock).
+    """
     context = multiprocessing.get_context(_start_method())
-    queue = context.Queue()
-    child = context.Process(target=_child, args=(queue, target, args))
+    reader, writer = context.Pipe(duplex=False)
+    sys.stdout.flush()  # a forked child would write the parent's pending output again
+    sys.stderr.flush()
+    child = context.Process(target=_child, args=(writer, target, args, log, on_progress is not None))
     child.start()
+    writer.close()
     result = None
     while result is None:
+        alive = child.is_alive()  # checked before waiting: what the child sent before it died is read
+        if not reader.poll(0.5):
+            if not alive:
+                break
+            if on_progress is not None:
+                on_progress(None)
+            continue
         try:
-            result = queue.get(timeout=1.0)
-        except queue_module.Empty:
-            if not child.is_alive():
-                try:  # the child may have put its result just before exiting
-                    result = queue.get(timeout=1.0)
-                except queue_module.Empty:
-                    break
+            kind, payload = reader.recv()
+        except (EOFError, OSError):  # the child died halfway through a message
+            break
+        if kind == "progress":
+            if on_progress is not None:
+                on_progress(payload)
+        else:
+            result = kind, payload
+    reader.close()
     child.join()
     if result is None:
         return Outcome(

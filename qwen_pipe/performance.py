@@ -9,18 +9,18 @@ three runs, so a moment of load from other programs does not bend the curve.
 
 from __future__ import annotations
 
-from qwen_pipe.config import CoverageParams, EngineParams, Preset
-from qwen_pipe.coverage import (
-    TIMEOUT_S,
-    Gpu,
-    import_framework,
-    load_engine,
-    run_in_fresh_process,
-    spec_for_run,
-    timed_generate,
-    workload,
-)
+from pathlib import Path
+
+from qwen_pipe.config import CoverageParams, EngineParams, Params, Preset
+from qwen_pipe.console import fmt, log_path
+from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.io import write_json
+from qwen_pipe.measure.dummy_weights import spec_for_run
+from qwen_pipe.measure.engine_timing import import_framework, load_engine, timed_generate, workload
+from qwen_pipe.measure.gpu import Gpu
+from qwen_pipe.measure.process import TIMEOUT_S, run_in_fresh_process
 from qwen_pipe.models.spec import ModelSpec
+from qwen_pipe.plots import plot_cost_scaling, plot_performance_matrix
 
 SWEEP_REPEATS = 3  # timed runs per point; the fastest counts
 MATRIX_FIELDS = (
@@ -65,6 +65,17 @@ def performance_matrix(coverage: dict[str, dict[str, dict]], models: list[str], 
         "configurations": len(rows),
         "passed": sum(r["status"] == "PASS" for r in rows),
     }
+
+
+def write_performance_matrix(
+    coverage: dict[str, dict[str, dict]], models: list[str], presets: list[str], out: Path, figure: Path
+) -> dict:
+    """The matrix written to `out`, with its figure: what the perf_matrix stage and `qwen-pipe coverage` write."""
+    matrix = performance_matrix(coverage, models, presets)
+    plot_performance_matrix(matrix, figure)
+    document = {**matrix, "figure": str(figure)}
+    write_json(out, document)
+    return document
 
 
 def doubling(start: int, stop: int) -> list[int]:
@@ -147,12 +158,14 @@ def measure_cost_scaling(
     engine_params: EngineParams,
     coverage: CoverageParams,
     timeout_s: float = TIMEOUT_S,
+    log: Path | None = None,
 ) -> dict:
-    """Generation time and tokens/s against the number of prompts and against the output length."""
+    """Generation time and tokens/s against the number of prompts and against the output length; the
+    engine's output goes to `log`."""
     run_spec, weights = spec_for_run(spec, coverage.load_format)
     plan = sweep_plan(coverage)
     outcome = run_in_fresh_process(
-        "qwen_pipe.performance:sweep_child",
+        sweep_child,
         {
             "spec": run_spec.model_dump(),
             "preset": preset.model_dump(),
@@ -162,6 +175,7 @@ def measure_cost_scaling(
         },
         Gpu.probe(),
         timeout_s=timeout_s,
+        log=log,
     )
     result = {
         "model": spec.name,
@@ -202,3 +216,47 @@ def measure_cost_scaling(
             by_prompts[-1]["output_tokens_per_s"] / by_prompts[0]["output_tokens_per_s"], 2
         ),
     }
+
+
+def cost_scaling_log() -> Path:
+    return log_path("cost_scaling")
+
+
+def run_cost_scaling(params: Params, model: str | None, out: Path, figure: Path) -> dict:
+    """The cost_scaling stage: the sweep of `model` (default: params `cost_scaling.model`) under
+    `cost_scaling.preset`, written to `out` with its figure; a failed sweep is written, then raised."""
+    if params.cost_scaling is None:
+        raise QwenPipeError(
+            "params.yaml has no cost_scaling group",
+            "add e.g. `cost_scaling: {model: tiny_small, preset: balanced}`",
+        )
+    model = model or params.cost_scaling.model
+    preset = params.cost_scaling.preset
+    result = measure_cost_scaling(
+        params.model(model),
+        preset,
+        params.preset_for(model, preset),
+        params.engine,
+        params.coverage,
+        log=cost_scaling_log(),
+    )
+    if result["status"] != "PASS":
+        write_json(out, result)
+        error = result["error"]
+        raise QwenPipeError(
+            f"cost scaling of {model} failed: {error['type']}: {error['message']}",
+            f"see the engine's log, {cost_scaling_log()}",
+        )
+    plot_cost_scaling(result, figure)
+    document = {**result, "figure": str(figure)}
+    write_json(out, document)
+    return document
+
+
+def cost_scaling_line(result: dict) -> str:
+    fit = result["fits"]["wall_vs_prompts"]
+    return (
+        f"{result['model']} x {result['preset']}: peak {fmt(result['peak_output_tokens_per_s'])} tokens/s, "
+        f"batching gain x{fmt(result['batching_gain'])}, {fmt(fit['marginal_seconds_per_prompt'])} s per extra "
+        f"prompt; engine log {cost_scaling_log()}"
+    )

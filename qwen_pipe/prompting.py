@@ -7,7 +7,7 @@ from functools import cached_property
 
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.models.spec import ModelSpec
-from qwen_pipe.tasks.base import Prompt, PromptStyle
+from qwen_pipe.tasks.common.base import Prompt, PromptStyle
 
 
 class PromptRenderer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from qwen_pipe.console import fmt
 from qwen_pipe.io import read_json, read_json_tree
 
 METRICS = Path("metrics")
+REPORT_DIR = Path("reports")  # figures are linked relative to it
 MAX_ERROR_RATE = 0.05  # the plan's bound on failed cells and requests per run
 MAX_TRUNCATION_RATE = 0.01  # a cell above this is flagged: its score counts cut-off answers
 
@@ -157,196 +159,234 @@ def failures(metrics: dict) -> list[dict]:
 
 
 def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
+    sections = (
+        summary_section(metrics, title),
+        readiness_section(metrics),
+        accuracy_section(metrics),
+        truncation_section(metrics),
+        sandbox_section(metrics),
+        performance_matrix_section(metrics),
+        cost_scaling_section(metrics),
+        scaling_section(metrics),
+        stale_section(metrics),
+        failures_section(metrics),
+        configurations_section(metrics),
+    )
+    return "\n".join(line for section in sections for line in section)
+
+
+def summary_section(metrics: dict, title: str) -> list[str]:
+    """The title, and where the numbers come from: commit, versions, engine, hardware."""
     lines = [f"# {title}", ""]
-    evals = eval_documents(metrics)
-    any_doc = next((d for d in evals if d.get("status") != "failed"), None)
-    if any_doc:
-        prov = any_doc["provenance"]
+    doc = next((d for d in eval_documents(metrics) if d.get("status") != "failed"), None)
+    if doc:
+        prov = doc["provenance"]
         hw = prov["hardware"]
         lines += [
             f"Commit `{prov['git_commit']}`{' (dirty)' if prov['git_dirty'] else ''}, qwen-pipe {prov['qwen_pipe']}, "
-            f"engine {any_doc['engine']['engine']} {any_doc['engine']['version']}, "
+            f"engine {doc['engine']['engine']} {doc['engine']['version']}, "
             f"hardware: {hw.get('gpu') or hw.get('cpu')} ({hw.get('gpu_count') or hw.get('cores')} "
             f"{'GPUs' if hw.get('gpu') else 'cores'}).",
             "",
         ]
-    lines += ["## Readiness", ""]
-    lines += _table(
-        ["check", "measured", "status"], [[c["check"], c["value"], c["status"]] for c in readiness(metrics)]
-    )
-    lines.append("")
+    return lines
 
-    if evals:
-        lines += ["## Accuracy", ""]
-        if any(d.get("embedded_sample") for d in evals):
-            lines += [
-                "Datasets marked * are small samples written for the embedded default, not the benchmarks: "
-                "never compare them with published numbers.",
-                "",
-            ]
-        rows = []
-        flagged = []
-        for doc in sorted(evals, key=lambda d: (d["model"], d.get("preset") or "", d["dataset"])):
-            cell = [doc["model"], doc.get("preset") or "–"]
-            if doc.get("status") == "failed":
-                rows.append(
-                    [*cell, doc["dataset"], doc["primary_metric"], "FAILED", None, 0, None, None, None]
-                )
-                continue
-            truncation = doc.get("truncation_rate")
-            if truncation is not None and truncation > MAX_TRUNCATION_RATE:
-                flagged.append(f"{doc['model']} x {doc.get('preset')} x {doc['dataset']}")
-            rows.append(
-                [
-                    *cell,
-                    doc["dataset"] + (" *" if doc.get("embedded_sample") else ""),
-                    doc["primary_metric"],
-                    doc["score"],
-                    doc["stderr"],
-                    doc["n"],
-                    _truncations(doc),
-                    doc["shots"],
-                    "on" if doc.get("thinking") else "off",
-                ]
-            )
-        lines += _table(
+
+def readiness_section(metrics: dict) -> list[str]:
+    rows = [[c["check"], c["value"], c["status"]] for c in readiness(metrics)]
+    return ["## Readiness", "", *_table(["check", "measured", "status"], rows), ""]
+
+
+def _sorted_evals(metrics: dict) -> list[dict]:
+    return sorted(eval_documents(metrics), key=lambda d: (d["model"], d.get("preset") or "", d["dataset"]))
+
+
+def accuracy_section(metrics: dict) -> list[str]:
+    """One row per evaluation cell: score, stderr, N, truncations; a failed cell reads FAILED."""
+    evals = _sorted_evals(metrics)
+    if not evals:
+        return []
+    lines = ["## Accuracy", ""]
+    if any(d.get("embedded_sample") for d in evals):
+        lines += [
+            "Datasets marked * are small samples written for the embedded default, not the benchmarks: "
+            "never compare them with published numbers.",
+            "",
+        ]
+    rows = []
+    for doc in evals:
+        cell = [doc["model"], doc.get("preset") or "–"]
+        if doc.get("status") == "failed":
+            rows.append([*cell, doc["dataset"], doc["primary_metric"], "FAILED", None, 0, None, None, None])
+            continue
+        rows.append(
             [
-                "model",
-                "preset",
-                "dataset",
-                "metric",
-                "score",
-                "stderr",
-                "n",
-                "truncated",
-                "shots",
-                "thinking",
-            ],
-            rows,
+                *cell,
+                doc["dataset"] + (" *" if doc.get("embedded_sample") else ""),
+                doc["primary_metric"],
+                doc["score"],
+                doc["stderr"],
+                doc["n"],
+                _truncations(doc),
+                doc["shots"],
+                "on" if doc.get("thinking") else "off",
+            ]
         )
-        lines.append("")
-        if flagged:
+    header = [
+        "model",
+        "preset",
+        "dataset",
+        "metric",
+        "score",
+        "stderr",
+        "n",
+        "truncated",
+        "shots",
+        "thinking",
+    ]
+    return [*lines, *_table(header, rows), ""]
+
+
+def truncation_section(metrics: dict) -> list[str]:
+    """The cells whose truncation rate is above MAX_TRUNCATION_RATE: their scores count cut-off answers."""
+    flagged = [
+        f"{doc['model']} x {doc.get('preset')} x {doc['dataset']}"
+        for doc in _sorted_evals(metrics)
+        if doc.get("status") != "failed" and (doc.get("truncation_rate") or 0) > MAX_TRUNCATION_RATE
+    ]
+    if not flagged:
+        return []
+    return [
+        f"**Truncation above {MAX_TRUNCATION_RATE:.0%}** in {len(flagged)} cell(s) ({', '.join(flagged)}): "
+        "their answers were cut at the output budget or the context limit, so the scores count unfinished "
+        "answers. Raise the budget (a long_context preset for thinking runs) or check the model stops.",
+        "",
+    ]
+
+
+def sandbox_section(metrics: dict) -> list[str]:
+    """How model-written code ran: one line per sandbox mode, a loud one where there was no isolation."""
+    lines: list[str] = []
+    sandboxes = {d["sandbox"]["mode"]: d["sandbox"] for d in eval_documents(metrics) if d.get("sandbox")}
+    for mode, sandbox in sorted(sandboxes.items()):
+        if sandbox.get("warning"):
+            lines += [f"**{sandbox['warning']}** ({sandbox.get('why', '')})", ""]
+        else:
             lines += [
-                f"**Truncation above {MAX_TRUNCATION_RATE:.0%}** in {len(flagged)} cell(s) ({', '.join(flagged)}): "
-                "their answers were cut at the output budget or the context limit, so the scores count unfinished "
-                "answers. Raise the budget (a long_context preset for thinking runs) or check the model stops.",
+                f"Model-written code ran in the `{mode}` sandbox ({sandbox.get('tool')}): namespaces "
+                f"{sandbox.get('namespaces')}; network {sandbox.get('network')}; {sandbox.get('filesystem')}.",
                 "",
             ]
-        sandboxes = {d["sandbox"]["mode"]: d["sandbox"] for d in evals if d.get("sandbox")}
-        for mode, sandbox in sorted(sandboxes.items()):
-            if sandbox.get("warning"):
-                lines += [f"**{sandbox['warning']}** ({sandbox.get('why', '')})", ""]
-            else:
-                lines += [
-                    f"Model-written code ran in the `{mode}` sandbox ({sandbox.get('tool')}): namespaces "
-                    f"{sandbox.get('namespaces')}; network {sandbox.get('network')}; {sandbox.get('filesystem')}.",
-                    "",
-                ]
+    return lines
 
-    lines += performance_section(metrics)
 
+def scaling_section(metrics: dict) -> list[str]:
+    """Large vs small per family and preset (metrics/scaling.json), then per dataset."""
     scaling = metrics.get("scaling")
-    if scaling and scaling["pairs"]:
-        lines += ["## Scaling (large vs small, per family)", ""]
-        rows = [
-            [
-                p["family"],
-                p["preset"],
-                p["small"],
-                p["large"],
-                p["parameters"]["ratio"],
-                p["throughput_ratio"],
-                p["throughput_efficiency"],
-                p["memory_ratio"],
-                p["memory_efficiency"],
-                p["mean_delta"],
-            ]
-            for p in scaling["pairs"]
+    if not scaling or not scaling["pairs"]:
+        return []
+    rows = [
+        [
+            p["family"],
+            p["preset"],
+            p["small"],
+            p["large"],
+            p["parameters"]["ratio"],
+            p["throughput_ratio"],
+            p["throughput_efficiency"],
+            p["memory_ratio"],
+            p["memory_efficiency"],
+            p["mean_delta"],
         ]
-        lines += _table(
-            [
-                "family",
-                "preset",
-                "small",
-                "large",
-                "parameter ratio",
-                "throughput ratio",
-                "throughput efficiency",
-                "memory ratio",
-                "memory efficiency",
-                "mean accuracy delta",
-            ],
-            rows,
-        )
-        lines.append("")
-        rows = [
-            [
-                p["family"],
-                p["preset"],
-                dataset,
-                d["small"],
-                d["large"],
-                d["delta"],
-                d["delta_stderr"],
-                d["significant"],
-            ]
-            for p in scaling["pairs"]
-            for dataset, d in sorted(p["datasets"].items())
+        for p in scaling["pairs"]
+    ]
+    header = [
+        "family",
+        "preset",
+        "small",
+        "large",
+        "parameter ratio",
+        "throughput ratio",
+        "throughput efficiency",
+        "memory ratio",
+        "memory efficiency",
+        "mean accuracy delta",
+    ]
+    lines = ["## Scaling (large vs small, per family)", "", *_table(header, rows), ""]
+    rows = [
+        [
+            p["family"],
+            p["preset"],
+            dataset,
+            d["small"],
+            d["large"],
+            d["delta"],
+            d["delta_stderr"],
+            d["significant"],
         ]
-        if rows:
-            lines += _table(
-                ["family", "preset", "dataset", "small", "large", "delta", "delta stderr", "significant"],
-                rows,
-            )
-            lines.append("")
+        for p in scaling["pairs"]
+        for dataset, d in sorted(p["datasets"].items())
+    ]
+    if rows:
+        header = ["family", "preset", "dataset", "small", "large", "delta", "delta stderr", "significant"]
+        lines += [*_table(header, rows), ""]
+    return lines
 
-    if metrics.get("stale"):
-        lines += [
-            f"Not part of this run (left by an earlier configuration, not counted above): "
-            f"{', '.join(f'metrics/{path}' for path in metrics['stale'])}.",
-            "",
-        ]
+
+def stale_section(metrics: dict) -> list[str]:
+    """Metrics files of cells the run no longer has (see load_metrics): named, never counted."""
+    if not metrics.get("stale"):
+        return []
+    return [
+        f"Not part of this run (left by an earlier configuration, not counted above): "
+        f"{', '.join(f'metrics/{path}' for path in metrics['stale'])}.",
+        "",
+    ]
+
+
+def failures_section(metrics: dict) -> list[str]:
     failed = failures(metrics)
-    if failed:
-        lines += [
-            "## Failures",
-            "",
-            "Recorded and isolated: every other cell's results above are complete.",
-            "",
+    if not failed:
+        return []
+    rows = [
+        [
+            f["stage"],
+            f["model"],
+            f.get("preset") or "-",
+            f.get("dataset") or "-",
+            f["error_type"],
+            f["message"],
         ]
-        lines += _table(
-            ["stage", "model", "preset", "dataset", "error", "message"],
-            [
-                [
-                    f["stage"],
-                    f["model"],
-                    f.get("preset") or "-",
-                    f.get("dataset") or "-",
-                    f["error_type"],
-                    f["message"],
-                ]
-                for f in failed
-            ],
-        )
-        lines.append("")
+        for f in failed
+    ]
+    return [
+        "## Failures",
+        "",
+        "Recorded and isolated: every other cell's results above are complete.",
+        "",
+        *_table(["stage", "model", "preset", "dataset", "error", "message"], rows),
+        "",
+    ]
 
+
+def configurations_section(metrics: dict) -> list[str]:
+    """Every model x preset the validate stage checked, with its memory estimate."""
     validate = metrics.get("validate")
-    if validate:
-        lines += ["## Configurations (validate)", ""]
-        rows = [
-            [
-                c["model"],
-                c["preset"],
-                c["status"],
-                c["memory"]["total_gib"],
-                c["memory"]["budget_gib"],
-                "; ".join(c["reasons"]),
-            ]
-            for c in validate["checks"]
+    if not validate:
+        return []
+    rows = [
+        [
+            c["model"],
+            c["preset"],
+            c["status"],
+            c["memory"]["total_gib"],
+            c["memory"]["budget_gib"],
+            "; ".join(c["reasons"]),
         ]
-        lines += _table(["model", "preset", "status", "estimate GiB", "budget GiB", "reasons"], rows)
-        lines.append("")
-    return "\n".join(lines)
+        for c in validate["checks"]
+    ]
+    header = ["model", "preset", "status", "estimate GiB", "budget GiB", "reasons"]
+    return ["## Configurations (validate)", "", *_table(header, rows), ""]
 
 
 def _truncations(doc: dict) -> str:
@@ -357,80 +397,79 @@ def _truncations(doc: dict) -> str:
     return f"{truncated}/{requests:,} ({truncated / requests:.0%})"
 
 
-def performance_section(metrics: dict, report_dir: Path = Path("reports")) -> list[str]:
-    """The performance matrix and the cost-scaling sweep, with their figures (metrics/performance.json,
-    metrics/cost_scaling.json)."""
-    import os
-
-    lines: list[str] = []
+def performance_matrix_section(metrics: dict, report_dir: Path = REPORT_DIR) -> list[str]:
+    """The performance matrix (metrics/performance.json) and its figure."""
     matrix = metrics.get("performance")
-    if matrix and matrix.get("rows"):
-        lines += ["## Performance matrix (model x preset)", ""]
-        if any(r.get("dummy_weights") for r in matrix["rows"]):
-            lines += [
-                "Dummy weights: random weights of the real architecture (throughput and memory only).",
-                "",
-            ]
-        lines += _table(
-            [
-                "model",
-                "preset",
-                "status",
-                "gen tok/s",
-                "prefill tok/s",
-                "TTFT s",
-                "TPOT s",
-                "peak GiB",
-                "memory fraction",
-                "GPU util %",
-                "load s",
-                "engine start s",
-                "KV tokens",
-            ],
-            [
-                [
-                    r["model"],
-                    r["preset"],
-                    r["status"],
-                    r["output_tokens_per_s"],
-                    r["prefill_tokens_per_s"],
-                    r["time_to_first_token_s"],
-                    r["time_per_output_token_s"],
-                    r["peak_memory_gib"],
-                    r["memory_fraction"],
-                    r["gpu_utilisation_mean"],
-                    r["load_seconds"],
-                    r["engine_start_seconds"],
-                    r["kv_cache_tokens"],
-                ]
-                for r in matrix["rows"]
-            ],
-        )
-        lines.append("")
-        if matrix.get("missing"):
-            lines += [f"Not measured: {', '.join(matrix['missing'])}.", ""]
-        if matrix.get("figure"):
-            lines += [f"![performance matrix]({os.path.relpath(matrix['figure'], report_dir)})", ""]
+    if not matrix or not matrix.get("rows"):
+        return []
+    lines = ["## Performance matrix (model x preset)", ""]
+    if any(r.get("dummy_weights") for r in matrix["rows"]):
+        lines += ["Dummy weights: random weights of the real architecture (throughput and memory only).", ""]
+    header = [
+        "model",
+        "preset",
+        "status",
+        "gen tok/s",
+        "prefill tok/s",
+        "TTFT s",
+        "TPOT s",
+        "peak GiB",
+        "memory fraction",
+        "GPU util %",
+        "load s",
+        "engine start s",
+        "KV tokens",
+    ]
+    rows = [
+        [
+            r["model"],
+            r["preset"],
+            r["status"],
+            r["output_tokens_per_s"],
+            r["prefill_tokens_per_s"],
+            r["time_to_first_token_s"],
+            r["time_per_output_token_s"],
+            r["peak_memory_gib"],
+            r["memory_fraction"],
+            r["gpu_utilisation_mean"],
+            r["load_seconds"],
+            r["engine_start_seconds"],
+            r["kv_cache_tokens"],
+        ]
+        for r in matrix["rows"]
+    ]
+    lines += [*_table(header, rows), ""]
+    if matrix.get("missing"):
+        lines += [f"Not measured: {', '.join(matrix['missing'])}.", ""]
+    if matrix.get("figure"):
+        lines += [f"![performance matrix]({os.path.relpath(matrix['figure'], report_dir)})", ""]
+    return lines
+
+
+def cost_scaling_section(metrics: dict, report_dir: Path = REPORT_DIR) -> list[str]:
+    """The cost-scaling sweep (metrics/cost_scaling.json), its fits and its figure."""
     cost = metrics.get("cost_scaling")
-    if cost and cost.get("status") == "PASS":
-        lines += [f"## Cost scaling ({cost['model']}, {cost['preset']})", ""]
-        rows = [
-            ["prompts", p["prompts"], p["max_new_tokens"], p["wall_seconds"], p["output_tokens_per_s"]]
-            for p in cost["by_prompts"]
-        ]
-        rows += [
-            ["output length", p["prompts"], p["max_new_tokens"], p["wall_seconds"], p["output_tokens_per_s"]]
-            for p in cost["by_output_length"]
-        ]
-        lines += _table(["sweep", "prompts", "new tokens", "wall s", "gen tok/s"], rows)
-        fits = cost["fits"]
-        lines += [
-            "",
-            f"Batching gain (tokens/s at the most prompts over one prompt): {fmt(cost['batching_gain'])}; "
-            f"marginal cost per prompt: {fmt(fits['wall_vs_prompts'].get('marginal_seconds_per_prompt'))} s; "
-            f"one decode step of the batch: {fmt(fits['wall_vs_output_length'].get('slope'))} s.",
-            "",
-        ]
-        if cost.get("figure"):
-            lines += [f"![cost scaling]({os.path.relpath(cost['figure'], report_dir)})", ""]
+    if not cost or cost.get("status") != "PASS":
+        return []
+    rows = [
+        ["prompts", p["prompts"], p["max_new_tokens"], p["wall_seconds"], p["output_tokens_per_s"]]
+        for p in cost["by_prompts"]
+    ]
+    rows += [
+        ["output length", p["prompts"], p["max_new_tokens"], p["wall_seconds"], p["output_tokens_per_s"]]
+        for p in cost["by_output_length"]
+    ]
+    fits = cost["fits"]
+    lines = [
+        f"## Cost scaling ({cost['model']}, {cost['preset']})",
+        "",
+        *_table(["sweep", "prompts", "new tokens", "wall s", "gen tok/s"], rows),
+        "",
+        f"Batching gain (tokens/s at the most prompts over one prompt): {fmt(cost['batching_gain'])}; "
+        f"marginal cost per prompt: {fmt(fits['wall_vs_prompts'].get('marginal_seconds_per_prompt'))} s; "
+        f"one decode step of the batch: {fmt(fits['wall_vs_output_length'].get('slope'))} s.",
+        "",
+    ]
+    if cost.get("figure"):
+        lines += [f"![cost scaling]({os.path.relpath(cost['figure'], report_dir)})", ""]
     return lines

@@ -8,20 +8,20 @@ stage resumes and an unchanged scorer recomputes nothing.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
-
-from tqdm import tqdm
 
 from qwen_pipe.cache import ChunkStore, digest
 from qwen_pipe.cells import Cell, Layout
 from qwen_pipe.codedeps import task_code_sha256
+from qwen_pipe.console import fmt, progress_bar
 from qwen_pipe.engines.base import Generation, Loglikelihood
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.io import read_json, read_jsonl
+from qwen_pipe.io import read_json, read_jsonl, write_json, write_jsonl
 from qwen_pipe.provenance import provenance
 from qwen_pipe.scoring.stats import rate
-from qwen_pipe.tasks.base import PromptStyle, SampleScore, Task
+from qwen_pipe.tasks.common.base import PromptStyle, SampleScore, Task
 
 VOLATILE = ("seconds", "cached")  # response fields that do not change what a scorer sees
 
@@ -53,6 +53,7 @@ def score_records(
 
     With a cache, samples already scored by the same scorer code on the same responses are read back,
     and new scores are flushed every few samples: a killed score stage resumes where it stopped.
+    `progress`: a live bar on stderr, where the console shows one (console.progress_enabled).
     """
     by_id = {s["id"]: s for s in samples}
     missing = [r["id"] for r in records if r["id"] not in by_id]
@@ -81,7 +82,7 @@ def score_records(
     ]
     scores: list[SampleScore | None] = [SampleScore(**known[key]) if key in known else None for key in keys]
     todo = [i for i, score in enumerate(scores) if score is None]
-    with tqdm(total=len(todo), desc=f"score {task.name}", disable=not progress, leave=False) as bar:
+    with progress_bar(len(todo), f"score {task.name}", unit="sample", show=progress) as bar:
         for start in range(0, len(todo), flush_every):
             chunk = todo[start : start + flush_every]
             fresh = task.score_all(
@@ -165,7 +166,9 @@ def score_cell(
 
         isolation, sandboxes = isolation_mode(), keep_judges()
     with sandboxes:
-        rows, aggregate = score_records(task, samples, records, style, cache=cache, flush_every=flush_every)
+        rows, aggregate = score_records(
+            task, samples, records, style, progress=True, cache=cache, flush_every=flush_every
+        )
     cache.compact()
     primary = aggregate[task.primary_metric]
     info = meta["dataset_info"]
@@ -201,3 +204,29 @@ def score_cell(
         "provenance": provenance(),
     }
     return rows, result
+
+
+def score_and_write(
+    task: Task, samples: list[dict], layout: Layout, cell: Cell, flush_every: int = 64, detailed: bool = False
+) -> tuple[dict, float]:
+    """Score one cell and write its score rows and metrics document (the score stage and `qwen-pipe eval`);
+    returns the metrics document and the seconds it took. `detailed`: the ids of incorrect samples too."""
+    started = time.perf_counter()
+    rows, result = score_cell(task, samples, layout, cell, flush_every)
+    if detailed:
+        result["failed_samples"] = [r["id"] for r in rows if not r["correct"]]
+    write_jsonl(layout.score_rows(cell), rows)
+    write_json(layout.metrics_file(cell), result)
+    return result, time.perf_counter() - started
+
+
+def score_line(cell: Cell, result: dict, seconds: float) -> str:
+    """The one line a scoring run prints."""
+    if result["status"] == "failed":
+        failure = result["failure"]
+        return f"score {cell}: no score, generation failed ({failure['error_type']}: {failure['message']})"
+    truncated = f", {result['truncated']}/{result['requests']} truncated" if result["truncated"] else ""
+    return (
+        f"score {cell}: {result['primary_metric']} = {fmt(result['score'])} ± {fmt(result['stderr'])} "
+        f"(n={result['n']}{truncated}), {seconds:.1f} s"
+    )

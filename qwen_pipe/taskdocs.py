@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from qwen_pipe.tasks import task_names
-from qwen_pipe.tasks.base import GenerationTask
-from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask
-from qwen_pipe.tasks.registry import get_task
+from qwen_pipe.tasks.common.base import GenerationTask
+from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask
+from qwen_pipe.tasks.common.registry import get_task
 
 HEADER = """# Tasks
 
@@ -19,6 +19,30 @@ options, the answer extracted with `choice_letter`), listed as `<name> (letters)
 Chat models get prompts through their chat template (few-shot examples as earlier turns); base models
 get plain completion prompts. In Qwen3 thinking mode the `<think>` block is stripped before scoring, the
 output budget becomes 32,768 tokens and stop strings are dropped.
+"""
+
+ADDING = """## Adding a dataset
+
+A dataset is one module in `qwen_pipe/tasks/`, named after it: the name table (`qwen_pipe.tasks.TASKS`)
+lists the package's modules, so nothing else registers it. What several datasets share lives in
+`qwen_pipe/tasks/common/`, and a task module imports no other task module. The module defines one
+`@register`ed subclass of `GenerationTask` or `MultipleChoiceTask` (`tasks/common/base.py`,
+`tasks/common/multiple_choice.py`):
+
+- `source = DataSource(...)` declares the data: hub id, config, split and rows; `mirror_files` (relative to
+  the mirror root) and `fields` (the hub fields a record must have); `embedded_file` (a JSONL sample in
+  `qwen_pipe/tasks/embedded/`, or `"package:path"` for another package's data); and the sample id, either
+  `id_fields` (hashed by `content_id`) or `id_format` (the upstream id, e.g. `"{task_id}"`).
+- `load_mirror`, `load_embedded`, `load_hub` and `sample_id` follow from those declarations; a task
+  overrides one only where its data needs more (a release file mapped onto the hub's schema, several
+  mirror files, ids by position).
+- The prompt (`prompt` and `sampling`, or `query`, `choices` and `gold` for multiple choice), `gold_output`
+  (what the oracle answers), `score`, the metrics, and `published_setting` and `prompt_format` for this page.
+
+Then give it an entry under `tasks:` in params.yaml to run it, regenerate this page and dvc.yaml's code
+deps (`qwen-pipe dvc-deps --write`), and pin its records, ids and requests in
+`tests/data/task_sources.json` (`python tests/test_task_sources.py --write`). `tests/test_toy_task.py`
+declares a toy dataset in a few lines and runs it through fetch, generate (oracle) and score.
 """
 
 
@@ -79,5 +103,6 @@ def render() -> str:
         "|---|---|---|",
         *sorted(set(exceptions)),
         "",
+        ADDING,
     ]
     return "\n".join(lines)

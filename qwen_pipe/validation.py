@@ -7,12 +7,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from qwen_pipe.config import GenerateParams, Params, Preset, ValidateParams, output_budget
+from qwen_pipe.engines.registry import engine_info
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.io import read_json
 from qwen_pipe.models.spec import ModelSpec
 
 # Chat templates differ by model (Qwen2.5 adds a default system prompt; Qwen3 an empty think block): prompt
-# sizes are measured as ChatML (tasks/requests.py), and this many tokens are allowed on top.
+# sizes are measured as ChatML (tasks/common/requests.py), and this many tokens are allowed on top.
 CHAT_TEMPLATE_MARGIN = 64
 
 GIB = 1024**3
@@ -156,10 +157,20 @@ def _misfit(fit: Fit) -> str:
     )
 
 
+def configuration_checks(params: Params, models: list[str], presets: list[str]) -> list[ConfigCheck]:
+    """The validate stage's configuration check (memory estimate and engine limits) of each model x preset."""
+    return [
+        check_configuration(params.model(model), preset, params.preset_for(model, preset), params.validate_)
+        for model in models
+        for preset in presets
+    ]
+
+
 def validate_all(params: Params, requests: dict[str, dict] | None = None) -> list[ConfigCheck]:
     """Every registered model (built-in and params.yaml) under every preset; with `requests` (dataset ->
     its fetch-time summary), also every prompt of the run's datasets for each model and preset that
     generates."""
+    engine_info(params.engine.name)  # an unknown engine is a one-line error naming the known ones
     checks = []
     for name in params.model_names():
         spec = params.model(name)

@@ -17,10 +17,11 @@ def main() -> None:
     params = load_params()
     if MODELS_DIR.exists():
         shutil.rmtree(MODELS_DIR)
+    built = []
     for name, tiny in params.tiny_models.items():
         tiny.build(MODELS_DIR / name)
-        spec = tiny.spec(name)
-        typer.echo(f"built {name}: {spec.parameters:,} parameters in {MODELS_DIR / name}")
+        built.append(f"{name} ({tiny.spec(name).parameters:,} parameters)")
+    typer.echo(f"build_models: {', '.join(built) or 'no tiny model in params.yaml'} -> {MODELS_DIR}")
 
 
 if __name__ == "__main__":

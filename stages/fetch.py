@@ -8,9 +8,9 @@ import typer
 from qwen_pipe.cells import DATASETS_DIR
 from qwen_pipe.config import load_params
 from qwen_pipe.console import run
-from qwen_pipe.sources.fetch import load_records, write_dataset
-from qwen_pipe.tasks.registry import task_for
-from qwen_pipe.tasks.requests import requests_summary
+from qwen_pipe.fetch import load_records, write_dataset
+from qwen_pipe.tasks.common.registry import task_for
+from qwen_pipe.tasks.common.requests import requests_summary
 
 app = typer.Typer(add_completion=False)
 
@@ -24,7 +24,8 @@ def main(dataset: str = typer.Option(..., help="dataset name (qwen-pipe datasets
     path = write_dataset(records, info, DATASETS_DIR)
     longest = max(info.requests["prompt_tokens"].values())
     typer.echo(
-        f"{dataset}: {info.rows} rows from {info.source} ({info.origin}) -> {path}; longest prompt {longest} tokens"
+        f"fetch {dataset}: {info.rows} rows from {info.source}{' (a sample)' if info.embedded_sample else ''}"
+        f" -> {path}; longest prompt {longest} tokens"
     )
 
 

@@ -8,9 +8,9 @@ import typer
 
 from qwen_pipe.config import load_params
 from qwen_pipe.console import run
-from qwen_pipe.io import read_json_tree, write_json
-from qwen_pipe.performance import performance_matrix
-from qwen_pipe.plots import FIGURES_DIR, plot_performance_matrix
+from qwen_pipe.io import read_json_tree
+from qwen_pipe.performance import write_performance_matrix
+from qwen_pipe.plots import FIGURES_DIR
 
 app = typer.Typer(add_completion=False)
 COVERAGE = Path("metrics/coverage")
@@ -21,11 +21,11 @@ FIGURE = FIGURES_DIR / "performance_matrix.png"
 @app.command()
 def main() -> None:
     params = load_params()
-    matrix = performance_matrix(read_json_tree(COVERAGE), params.run.models, params.run.presets)
-    plot_performance_matrix(matrix, FIGURE)
-    write_json(OUT, {**matrix, "figure": str(FIGURE)})
+    matrix = write_performance_matrix(
+        read_json_tree(COVERAGE), params.run.models, params.run.presets, OUT, FIGURE
+    )
     typer.echo(
-        f"wrote {OUT} and {FIGURE}: {matrix['passed']}/{matrix['configurations']} configurations PASS"
+        f"perf_matrix: {matrix['passed']}/{matrix['configurations']} configurations PASS -> {OUT}, {FIGURE}"
         + (f"; missing {', '.join(matrix['missing'])}" if matrix["missing"] else "")
     )
 

@@ -25,8 +25,10 @@ def main() -> None:
     REPORT.write_text(render_markdown(metrics), encoding="utf-8")
     checks = readiness(metrics)
     write_json(SUMMARY, {"ready": all(c["status"] == "PASS" for c in checks), "checks": checks})
+    passed = sum(c["status"] == "PASS" for c in checks)
     typer.echo(
-        f"wrote {REPORT} and {SUMMARY}: {sum(c['status'] == 'PASS' for c in checks)}/{len(checks)} checks PASS"
+        f"report: readiness {'PASS' if passed == len(checks) else 'FAIL'} ({passed}/{len(checks)} checks)"
+        f" -> {REPORT}, {SUMMARY}"
     )
 
 

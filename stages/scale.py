@@ -35,14 +35,18 @@ def main() -> None:
             for family, small, large in family_pairs(params, params.run.models)
         ]
     write_json(OUT, {"pairs": pairs})
-    for pair in pairs:
-        typer.echo(
-            f"{pair['family']} ({pair['preset']}): {pair['large']} vs {pair['small']} (x{pair['parameters']['ratio']:.2f} parameters): "
-            f"mean delta {_fmt(pair['mean_delta'], '+.4f')}, throughput x{_fmt(pair['throughput_ratio'], '.2f')}, "
-            f"memory x{_fmt(pair['memory_ratio'], '.2f')}"
-        )
-    if not pairs:
-        typer.echo("no family has both a small and a large model in this run: nothing to compare")
+    typer.echo(f"scale: {'; '.join(_pair_line(pair) for pair in pairs) or _NO_PAIR} -> {OUT}")
+
+
+_NO_PAIR = "no family has both a small and a large model in this run, nothing to compare"
+
+
+def _pair_line(pair: dict) -> str:
+    return (
+        f"{pair['family']} {pair['preset']}: {pair['large']} vs {pair['small']} "
+        f"(x{pair['parameters']['ratio']:.2f} parameters) mean delta {_fmt(pair['mean_delta'], '+.4f')}, "
+        f"throughput x{_fmt(pair['throughput_ratio'], '.2f')}, memory x{_fmt(pair['memory_ratio'], '.2f')}"
+    )
 
 
 def _fmt(value: float | None, spec: str) -> str:

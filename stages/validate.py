@@ -11,7 +11,7 @@ from qwen_pipe.config import load_params
 from qwen_pipe.console import run
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.io import atomic_write_text, write_json
-from qwen_pipe.validation import run_requests, validate_all
+from qwen_pipe.validation import ConfigCheck, run_requests, validate_all
 
 app = typer.Typer(add_completion=False)
 OUT = Path("metrics/validate.json")
@@ -34,16 +34,41 @@ def main() -> None:
             "checks": [c.as_dict() for c in checks],
         },
     )
-    for check in checks:
-        typer.echo(f"{check.status}  {check.model:14s} {check.preset:17s} {'; '.join(check.reasons)}")
+    typer.echo(summary_line(checks))
     GATE.unlink(missing_ok=True)
     if failed:
+        for check in failed:
+            typer.echo(f"FAIL {check.model} x {check.preset}: {'; '.join(check.reasons)}", err=True)
         first = failed[0]
         raise QwenPipeError(
             f"{len(failed)} of {len(checks)} configurations FAIL (first: {first.model} x {first.preset}: {first.reasons[0]})",
             f"fix the preset or preset_overrides in params.yaml; details in {OUT}",
         )
     atomic_write_text(GATE, "every configuration passed validate (details: metrics/validate.json)\n")
+
+
+def summary_line(checks: list[ConfigCheck]) -> str:
+    """How many configurations pass, and the closest call on memory and on context length."""
+    passed = sum(c.status == "PASS" for c in checks)
+    line = f"validate: {passed}/{len(checks)} configurations PASS"
+    if passed < len(checks):
+        line += f", {len(checks) - passed} FAIL"
+    sized = [c for c in checks if c.memory is not None]
+    if sized:
+        fullest = max(sized, key=lambda c: c.memory.total_gib / c.memory.budget_gib)
+        line += (
+            f" (memory: fullest {fullest.model} x {fullest.preset}, {fullest.memory.total_gib} of "
+            f"{fullest.memory.budget_gib} GiB"
+        )
+        fits = [(f, c) for c in checks for f in c.fits]
+        if fits:
+            fit, check = max(fits, key=lambda fc: fc[0].needed / fc[0].context)
+            line += (
+                f"; context: tightest {fit.dataset} on {check.model} x {check.preset}, {fit.needed:,} of "
+                f"{fit.context:,} tokens"
+            )
+        line += ")"
+    return f"{line} -> {OUT}"
 
 
 if __name__ == "__main__":

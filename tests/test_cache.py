@@ -13,8 +13,8 @@ from qwen_pipe.engines.base import EngineInfo, Generation, GenerationRequest, Sa
 from qwen_pipe.generate import GenerationSettings, ResponseCache, generate_records
 from qwen_pipe.models.identity import folder_hash, model_identity
 from qwen_pipe.prompting import PromptRenderer
-from qwen_pipe.tasks.base import PromptStyle
-from qwen_pipe.tasks.registry import get_task
+from qwen_pipe.tasks.common.base import PromptStyle
+from qwen_pipe.tasks.common.registry import get_task
 
 from support import ROOT
 

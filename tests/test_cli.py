@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
+import yaml
 
 from support import ROOT, qwen_pipe
 
@@ -157,3 +161,51 @@ def test_renamed_field_in_mirror_file(tmp_path, mirror):
         str(tmp_path),
     )
     assert_one_line_error(done, "test.jsonl", "lacks field(s) question", "expected fields question, answer")
+
+
+def eval_with_vllm(project, tiny_model_dir, *flags: str):
+    """`qwen-pipe eval` with the real vLLM engine on the tiny model, 2 gsm8k samples, in a fresh working
+    folder: an empty response cache, so the engine loads and logs."""
+    project.mkdir()
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["generate"]["max_new_tokens"] = 8
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (project / "data" / "models").mkdir(parents=True)
+    os.symlink(tiny_model_dir, project / "data" / "models" / "tiny_small")
+    return qwen_pipe(
+        *flags,
+        "eval", "--engine", "vllm", "--models", "tiny_small", "--datasets", "gsm8k", "--sample-limit", "2",
+        "--json",
+        cwd=project,
+        env={"QWEN_PIPE_VERBOSE": "0", "QWEN_PIPE_LOG_DIR": str(project / "logs"), "QWEN_PIPE_PROGRESS": "0"},
+    )  # fmt: skip
+
+
+ENGINE_LOG_MARKS = (" INFO ", " WARNING ", "Warning:", "Traceback")  # vLLM's, torch's, Python's
+
+
+def is_engine_log(line: str) -> bool:
+    return any(mark in line for mark in ENGINE_LOG_MARKS)
+
+
+@pytest.mark.slow
+def test_eval_json_stdout_is_only_json_with_the_engine_log_in_a_file(tmp_path, tiny_model_dir):
+    done = eval_with_vllm(tmp_path / "project", tiny_model_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)  # nothing but the document on stdout
+    assert summary["results"]["tiny_small"]["gsm8k"]["n"] == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    # stderr holds qwen-pipe's own lines only: what each stage did, and where the engine's log is
+    assert lines and all(line.startswith(("generate ", "score ", "eval: ")) for line in lines), lines
+    log = tmp_path / "project" / "logs" / "eval@tiny_small-balanced.log"
+    assert f"engine log {log}" in lines[0], lines[0]
+    assert "2 generated" in lines[0] and "tokens/s" in lines[0]
+    assert sum(is_engine_log(line) for line in log.read_text().splitlines()) >= 5  # vLLM's own lines
+
+
+@pytest.mark.slow
+def test_eval_verbose_shows_the_engine_log_on_stderr(tmp_path, tiny_model_dir):
+    done = eval_with_vllm(tmp_path / "project", tiny_model_dir, "-v")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["results"]["tiny_small"]["gsm8k"]["n"] == 2
+    assert sum(is_engine_log(line) for line in done.stderr.splitlines()) >= 5

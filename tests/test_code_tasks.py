@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from qwen_pipe.engines.base import Generation
-from qwen_pipe.tasks.base import PromptStyle
-from qwen_pipe.tasks.code import EVALPLUS_INSTRUCTION, plus_test_hints
+from qwen_pipe.tasks.common.base import PromptStyle
+from qwen_pipe.tasks.common.code import EVALPLUS_INSTRUCTION, plus_test_hints
+from qwen_pipe.tasks.common.registry import get_task
 from qwen_pipe.tasks.humaneval_plus import TEST_FIXES
-from qwen_pipe.tasks.registry import get_task
 
 CODE_TASKS = ("humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
 BASE, CHAT = PromptStyle(chat=False), PromptStyle(chat=True)

@@ -102,12 +102,14 @@ def test_each_dataset_is_its_own_module_and_imports_no_other_dataset():
 def test_arc_easy_and_the_code_datasets_depend_on_the_shared_code_of_their_family():
     """The review's two missing deps: ARC-Easy's prompt and scorer, and the code tasks' shared scorer."""
     arc = {relative(p) for p in task_code("arc_easy")}
-    assert "qwen_pipe/tasks/ai2_arc.py" in arc and "qwen_pipe/tasks/arc_challenge.py" not in arc
+    assert "qwen_pipe/tasks/common/ai2_arc.py" in arc and "qwen_pipe/tasks/arc_challenge.py" not in arc
     for dataset in ("humaneval_plus", "mbpp", "mbpp_plus"):
         code = {relative(p) for p in task_code(dataset)}
-        assert "qwen_pipe/tasks/code.py" in code and "qwen_pipe/tasks/humaneval.py" not in code, dataset
+        assert "qwen_pipe/tasks/common/code.py" in code and "qwen_pipe/tasks/humaneval.py" not in code, (
+            dataset
+        )
     shared = set(deps_of("score"))
-    assert {"qwen_pipe/tasks/ai2_arc.py", "qwen_pipe/tasks/code.py"} <= shared
+    assert {"qwen_pipe/tasks/common/ai2_arc.py", "qwen_pipe/tasks/common/code.py"} <= shared
 
 
 def test_closures_see_lazy_imports_package_inits_and_data_files():

@@ -77,7 +77,6 @@ def test_missing_file(tmp_path):
         ({"presets__balanced__max_model_len": "long"}, "max_model_len"),
         ({"tasks__gsm8k": {"sample_limit": -3}}, "sample_limit"),
         ({"tasks__gsm8k": {"sample_limt": 3}}, "sample_limt"),
-        ({"engine__name": "tgi"}, "engine.name"),
         ({"fetch__source": "ftp"}, "fetch.source"),
         (
             {"preset_overrides": {"qwen_8b": {"balanced": {"max_num_seqs": -1}}}},
@@ -93,6 +92,18 @@ def test_bad_values_are_one_line_errors(tmp_path, changes, expected):
     line = error_of(tmp_path, edited(**changes))
     assert expected in line
     assert "fix:" in line
+
+
+def test_unknown_engine_is_one_line_naming_the_engines(tmp_path):
+    """config is below the engines layer, so it takes the name; validate, where engines are known, stops it."""
+    from qwen_pipe.validation import validate_all
+
+    params = load_params(write(tmp_path, edited(engine__name="tgi")))
+    with pytest.raises(QwenPipeError) as caught:
+        validate_all(params)
+    line = caught.value.line()
+    assert "\n" not in line and "unknown engine 'tgi'" in line and "fix:" in line
+    assert all(name in line for name in ("vllm", "transformers", "openai", "oracle")), line
 
 
 def test_unknown_name_lists_choices(tmp_path):

@@ -41,10 +41,22 @@ def leave_shared_memory(path: str) -> dict:
 
 
 def fail() -> dict:
+    print("engine says: about to fail", flush=True)
     raise ValueError("this target fails")
 
 
+def chatty(lines: int) -> dict:
+    for i in range(lines):
+        print(f"engine line {i}", flush=True)
+    return {}
+
+
 def die() -> dict:
+    os._exit(3)
+
+
+def die_loudly(lines: int) -> dict:
+    chatty(lines)
     os._exit(3)
 
 
@@ -56,7 +68,9 @@ def importable_tests(monkeypatch):
 
 
 def test_isolated_run_sees_the_child_memory_and_its_cleanup(importable_tests):
-    from qwen_pipe.coverage import cleanup_check, run_in_fresh_process, snapshot
+    from qwen_pipe.coverage import cleanup_check
+    from qwen_pipe.measure.memory import snapshot
+    from qwen_pipe.measure.process import run_in_fresh_process
 
     before = snapshot(None)
     outcome = run_in_fresh_process("test_coverage:hold_memory", {"mib": 300}, None)
@@ -71,7 +85,9 @@ def test_isolated_run_sees_the_child_memory_and_its_cleanup(importable_tests):
 
 
 def test_cleanup_fails_for_surviving_processes_and_shared_memory(importable_tests, tmp_path):
-    from qwen_pipe.coverage import cleanup_check, run_in_fresh_process, snapshot
+    from qwen_pipe.coverage import cleanup_check
+    from qwen_pipe.measure.memory import snapshot
+    from qwen_pipe.measure.process import run_in_fresh_process
 
     before = snapshot(None)
     outcome = run_in_fresh_process("test_coverage:leave_orphan", {}, None)
@@ -94,7 +110,7 @@ def test_cleanup_fails_for_surviving_processes_and_shared_memory(importable_test
 
 
 def test_isolated_run_reports_failures_and_deaths(importable_tests):
-    from qwen_pipe.coverage import run_in_fresh_process
+    from qwen_pipe.measure.process import run_in_fresh_process
 
     failed = run_in_fresh_process("test_coverage:fail", {}, None)
     assert failed.status == "error" and failed.payload["type"] == "ValueError"
@@ -106,7 +122,7 @@ def test_isolated_run_reports_failures_and_deaths(importable_tests):
 def test_workload_is_fixed_distinct_and_fresh_per_tag(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from qwen_pipe.coverage import workload
+    from qwen_pipe.measure.engine_timing import workload
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     first, again = workload(tokenizer, 8, 64, "a"), workload(tokenizer, 8, 64, "a")
@@ -117,12 +133,73 @@ def test_workload_is_fixed_distinct_and_fresh_per_tag(tiny_model_dir):
     assert all(60 <= n <= 80 for n in lengths), lengths
 
 
+def test_child_output_goes_to_the_log_and_a_failure_shows_it(importable_tests, tmp_path, capfd, monkeypatch):
+    from qwen_pipe.measure.process import LOG_TAIL_LINES, run_in_fresh_process
+
+    monkeypatch.delenv("QWEN_PIPE_VERBOSE", raising=False)
+    log = tmp_path / "logs" / "coverage@m-p.log"
+    outcome = run_in_fresh_process("test_coverage:chatty", {"lines": 3}, None, log=log)
+    assert outcome.status == "ok" and outcome.log == log
+    assert log.read_text().splitlines() == ["engine line 0", "engine line 1", "engine line 2"]
+    assert "engine line" not in capfd.readouterr().err  # quiet by default
+    monkeypatch.setenv("QWEN_PIPE_VERBOSE", "1")
+    run_in_fresh_process("test_coverage:chatty", {"lines": 2}, None, log=log)
+    assert "engine line 1" in capfd.readouterr().err and log.read_text().count("\n") == 2  # rewritten
+    monkeypatch.setenv("QWEN_PIPE_VERBOSE", "0")
+    failed = run_in_fresh_process("test_coverage:fail", {}, None, log=log)
+    err = capfd.readouterr().err
+    assert failed.status == "error" and str(log) in err
+    assert "engine says: about to fail" in err and "ValueError: this target fails" in err  # with the trace
+    run_in_fresh_process("test_coverage:chatty", {"lines": LOG_TAIL_LINES + 50}, None, log=log)
+    assert capfd.readouterr().err == ""
+    died = run_in_fresh_process("test_coverage:die_loudly", {"lines": LOG_TAIL_LINES + 50}, None, log=log)
+    err = capfd.readouterr().err
+    assert died.payload["type"] == "ChildDied"
+    assert f"the last {LOG_TAIL_LINES} of {LOG_TAIL_LINES + 50} lines of {log}" in err
+    assert (
+        "engine line 49\n" not in err
+        and "engine line 50\n" in err
+        and f"engine line {LOG_TAIL_LINES + 49}" in err
+    )
+
+
+def test_summary_line_has_the_numbers_and_the_log():
+    from qwen_pipe.coverage import summary_line
+
+    checks = {name: {"status": "PASS", "value": 1} for name in CHECKS}
+    doc = {
+        "model": "tiny_small",
+        "preset": "balanced",
+        "status": "FAIL",
+        "device": "cpu",
+        "load_seconds": 7.76,
+        "output_tokens_per_s": 5339.0,
+        "peak_memory_gib": 2.11,
+        "memory_fraction": 0.0898,
+        "checks": {**checks, "tokens_per_s": {"status": "FAIL", "value": 50.0}},
+    }
+    line = summary_line(doc)
+    assert line.startswith(
+        "tiny_small x balanced: FAIL: load 7.76 s, 5,339 tokens/s, peak 2.11 GiB (9.0% of cpu"
+    )
+    assert "checks 3/4 PASS (FAIL: tokens_per_s)" in line and "coverage@tiny_small-balanced.log" in line
+    assert "\n" not in line
+    died = {
+        "model": "m",
+        "preset": "p",
+        "status": "FAIL",
+        "error": {"type": "ChildDied"},
+        "checks": {"loaded": {"status": "FAIL", "value": None, "reason": "ChildDied: exit code -9"}},
+    }
+    assert "not loaded: ChildDied: exit code -9, checks 0/1 PASS" in summary_line(died)
+
+
 @pytest.mark.parametrize("name", ["qwen3_8b", "qwen3_14b", "qwen2.5_8b", "qwen2.5_14b"])
 def test_dummy_folder_has_the_registry_architecture(name, tmp_path):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from qwen_pipe.coverage import dummy_model_dir
+    from qwen_pipe.measure.dummy_weights import dummy_model_dir
     from qwen_pipe.models.registry import BUILTIN_MODELS
 
     spec = BUILTIN_MODELS[name]
@@ -135,7 +212,7 @@ def test_dummy_folder_has_the_registry_architecture(name, tmp_path):
 
 
 def test_dummy_folder_only_where_needed(tiny_model_dir, tmp_path):
-    from qwen_pipe.coverage import dummy_model_dir, spec_for_run
+    from qwen_pipe.measure.dummy_weights import dummy_model_dir, spec_for_run
     from qwen_pipe.models.registry import BUILTIN_MODELS
 
     local = BUILTIN_MODELS["qwen3_8b"].model_copy(update={"hf_id": str(tiny_model_dir)})
@@ -185,7 +262,7 @@ def test_coverage_of_the_tiny_model_with_transformers(tmp_path, tiny_model_dir):
         "out",
         "--json",
         cwd=folder,
-        env={"PYTHONPATH": str(ROOT)},
+        env={"PYTHONPATH": str(ROOT), "QWEN_PIPE_LOG_DIR": "logs"},
     )
     assert done.returncode in (0, 2), done.stderr[-3000:]  # 2: a check FAILed (timing is not asserted here)
     [doc] = json.loads(done.stdout)
@@ -195,6 +272,7 @@ def test_coverage_of_the_tiny_model_with_transformers(tmp_path, tiny_model_dir):
     matrix = json.loads((folder / "out/performance.json").read_text())
     assert matrix["rows"][0]["output_tokens_per_s"] == doc["output_tokens_per_s"]
     assert (folder / "out/performance_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert (folder / "logs/coverage@tiny_small-balanced.log").is_file()  # the engine's output
 
 
 @pytest.mark.slow
@@ -212,10 +290,12 @@ def test_coverage_stage_with_vllm_and_dummy_weights(tmp_path, tiny_model_dir):
         "out",
         "--json",
         cwd=folder,
-        env={"PYTHONPATH": str(ROOT)},
+        env={"PYTHONPATH": str(ROOT), "QWEN_PIPE_LOG_DIR": "logs", "QWEN_PIPE_VERBOSE": "0"},
     )
     [doc] = json.loads(done.stdout)
     assert_coverage_document(doc, "vllm")
+    log = (folder / "logs/coverage@tiny_small-memory_optimized.log").read_text()
+    assert "INFO" in log and "INFO" not in done.stderr  # vLLM's logs go to the file, not the console
     assert doc["dummy_weights"] is True and doc["engine"]["args"]["load_format"] == "dummy"
     assert doc["kv_cache"]["tokens"] > 0 and doc["kv_cache_tokens"] == doc["kv_cache"]["tokens"]
     assert doc["engine"]["args"]["not_supported_on_cpu"] == {"kv_cache_dtype": "fp8", "quantization": "fp8"}

@@ -14,14 +14,14 @@ from qwen_pipe.config import load_params
 from qwen_pipe.engines.base import EngineInfo, Generation, GenerationRequest
 from qwen_pipe.engines.oracle import OracleEngine
 from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.fetch import load_records
 from qwen_pipe.generate import GenerationSettings, generate_records
 from qwen_pipe.prompting import PromptRenderer
 from qwen_pipe.score import score_records
 from qwen_pipe.scoring.ifeval import aggregate as ifeval_aggregate
 from qwen_pipe.scoring.ifeval import evaluate, oracle_gap
-from qwen_pipe.sources.fetch import load_records
-from qwen_pipe.tasks.base import PromptStyle, SampleScore
-from qwen_pipe.tasks.registry import get_task
+from qwen_pipe.tasks.common.base import PromptStyle, SampleScore
+from qwen_pipe.tasks.common.registry import get_task
 
 from support import ROOT, qwen_pipe
 

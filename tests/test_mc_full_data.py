@@ -17,7 +17,8 @@ from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.generate import GenerationSettings, generate_records
 from qwen_pipe.io import read_jsonl
 from qwen_pipe.score import score_records
-from qwen_pipe.tasks.base import PromptStyle, SampleScore
+from qwen_pipe.tasks.common.ai2_arc import read_arc
+from qwen_pipe.tasks.common.base import PromptStyle, SampleScore
 
 from support import mirror_dir
 
@@ -50,7 +51,7 @@ def test_full_mirror_gives_the_published_rows_with_unique_ids(name):
     samples = full_samples(name)
     assert len(samples) == task.source.rows
     assert len({s["id"] for s in samples}) == len(samples)
-    assert all(set(task.fields) <= set(s) for s in samples)
+    assert all(set(task.source.fields) <= set(s) for s in samples)
 
 
 # Per-sample values of the listed exceptions under the oracle (all other metrics of those samples are 1.0).
@@ -124,7 +125,7 @@ def test_truthfulqa_gen_spreads_the_true_answer_over_the_letters():
     ],
 )
 def test_arc_release_files_map_onto_the_hub_records(raw, hub):
-    mapped = mc_module("ai2_arc").read_arc(mirror_dir() / raw)
+    mapped = read_arc(mirror_dir() / raw)
     assert mapped == read_jsonl(mirror_dir() / hub)
 
 

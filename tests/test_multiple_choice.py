@@ -13,9 +13,9 @@ from qwen_pipe.engines.base import Generation, Loglikelihood
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.generate import GenerationSettings
 from qwen_pipe.tasks import task_names
-from qwen_pipe.tasks.base import PromptStyle, SampleScore, Task
-from qwen_pipe.tasks.multiple_choice import GEN_INSTRUCTION, argmax
-from qwen_pipe.tasks.registry import get_task
+from qwen_pipe.tasks.common.base import PromptStyle, SampleScore, Task
+from qwen_pipe.tasks.common.multiple_choice import GEN_INSTRUCTION, argmax
+from qwen_pipe.tasks.common.registry import get_task
 
 from support import ROOT
 
@@ -397,7 +397,7 @@ def test_embedded_samples_are_ours_in_hub_schema_and_score_with_the_oracle(name)
     task = mc_task(name)
     records = task.load_embedded()
     assert 6 <= len(records) <= 10
-    assert all(r["embedded_sample"] is True and set(task.fields) <= set(r) for r in records)
+    assert all(r["embedded_sample"] is True and set(task.source.fields) <= set(r) for r in records)
     samples = [{"id": task.sample_id(r, i), **r} for i, r in enumerate(records)]
     assert len({s["id"] for s in samples}) == len(samples)
     for variant in (task, mc_task(f"{name}_gen")):

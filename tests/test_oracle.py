@@ -39,8 +39,8 @@ def test_wrong_oracle_scores_zero(dataset):
     from qwen_pipe.generate import GenerationSettings, generate_records
     from qwen_pipe.prompting import PromptRenderer
     from qwen_pipe.score import score_records
-    from qwen_pipe.tasks.base import PromptStyle
-    from qwen_pipe.tasks.registry import get_task
+    from qwen_pipe.tasks.common.base import PromptStyle
+    from qwen_pipe.tasks.common.registry import get_task
 
     task = get_task(dataset)
     samples = [{"id": task.sample_id(r, i), **r} for i, r in enumerate(task.load_embedded()[:8])]
@@ -57,7 +57,7 @@ def test_wrong_oracle_scores_zero(dataset):
 def test_oracle_through_the_cli_on_every_non_code_dataset(mirror, tmp_path):
     """The acceptance command over the full splits: 1.0 everywhere but the listed exceptions."""
     from qwen_pipe.tasks import task_names
-    from qwen_pipe.tasks.registry import get_task
+    from qwen_pipe.tasks.common.registry import get_task
 
     names = [n for n in task_names() if get_task(n).kind not in ("code", "judge")]
     done = qwen_pipe(

@@ -122,13 +122,14 @@ def test_figures_are_png_and_reproducible(tmp_path):
 def test_report_section_numbers_come_from_the_metrics():
     from qwen_pipe.console import fmt
     from qwen_pipe.performance import performance_matrix
-    from qwen_pipe.report import performance_section
+    from qwen_pipe.report import cost_scaling_section, performance_matrix_section
 
     matrix = performance_matrix(
         {"a": {"balanced": coverage_doc("a", "balanced", 900.0)}}, ["a", "b"], ["balanced"]
     )
     matrix["figure"] = "reports/figures/performance_matrix.png"
-    text = "\n".join(performance_section({"performance": matrix, "cost_scaling": sweep_doc()}))
+    metrics = {"performance": matrix, "cost_scaling": sweep_doc()}
+    text = "\n".join(performance_matrix_section(metrics) + cost_scaling_section(metrics))
     assert "![performance matrix](figures/performance_matrix.png)" in text
     assert "![cost scaling](figures/cost_scaling.png)" in text
     assert "Not measured: b/balanced." in text
@@ -139,6 +140,7 @@ def test_report_section_numbers_come_from_the_metrics():
 
 @pytest.mark.slow
 def test_cost_scaling_stage_with_transformers(tmp_path, tiny_model_dir):
+    import os
     import subprocess
     import sys
 
@@ -155,8 +157,12 @@ def test_cost_scaling_stage_with_transformers(tmp_path, tiny_model_dir):
         text=True,
         timeout=600,
         check=False,
+        env={k: v for k, v in os.environ.items() if k != "QWEN_PIPE_LOG_DIR"},  # logs/ in the working folder
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    [line] = done.stdout.splitlines()  # one summary line; the engine's output is in the stage's log
+    assert line.startswith("cost_scaling tiny_small x ") and "engine log logs/cost_scaling.log" in line
+    assert (tmp_path / "logs" / "cost_scaling.log").is_file()
     doc = json.loads((tmp_path / "metrics" / "cost_scaling.json").read_text())
     assert doc["model"] == "tiny_small" and doc["preset"] == params["generate"]["presets"][0]
     assert [p["prompts"] for p in doc["by_prompts"]] == [1, 2, 4, 8]

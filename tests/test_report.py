@@ -1,5 +1,7 @@
 """The report's number format: scores keep their digits, throughputs lose theirs."""
 
+from pathlib import Path
+
 from qwen_pipe.console import fmt
 
 
@@ -136,3 +138,65 @@ def test_cells_of_an_earlier_configuration_are_never_counted(tmp_path):
     assert "metrics/eval/a/memory_optimized" in report
     rate = next(c for c in readiness(metrics) if c["check"].startswith("error rate"))
     assert "100 truncated; 100 requests" in rate["value"]  # one cell counted, not three
+
+
+GOLDEN = Path(__file__).parent / "data" / "report"
+GOLDEN_RUN = dict(
+    models=["tiny_small", "tiny_large"],
+    generate_presets=["balanced"],
+    datasets=["gsm8k", "arc_easy", "humaneval", "ifeval"],
+    coverage_presets=["balanced", "performance", "memory_optimized"],
+)
+
+
+def _with_every_section(metrics: dict) -> dict:
+    """The committed metrics plus what they lack: a failed eval cell, a coverage cell that did not load, a
+    sandbox warning, a dummy-weights row, a configuration not measured and a stale cell."""
+    small = metrics["eval"]["tiny_small"]["balanced"]
+    small["mbpp"] = {
+        "model": "tiny_small",
+        "preset": "balanced",
+        "dataset": "mbpp",
+        "status": "failed",
+        "primary_metric": "pass@1",
+        "requests": 10,
+        "failed_requests": {"failed_cell": 10},
+        "failure": {
+            "stage": "generate",
+            "model": "tiny_small",
+            "preset": "balanced",
+            "dataset": "mbpp",
+            "error_type": "RuntimeError",
+            "message": "engine died",
+        },
+    }
+    metrics["eval"]["tiny_large"]["balanced"]["humaneval"]["sandbox"] = {
+        "mode": "none",
+        "warning": "NO ISOLATION: model-written code ran as this user",
+        "why": "no bwrap and no user namespaces",
+    }
+    metrics["coverage"]["tiny_small"]["long_context"] = {
+        "model": "tiny_small",
+        "preset": "long_context",
+        "status": "FAIL",
+        "error": {
+            "type": "ChildDied",
+            "message": "the measuring process ended (exit code -9) without a result",
+        },
+        "checks": {"loaded": {"status": "FAIL", "value": None, "reason": "ChildDied"}},
+    }
+    metrics["performance"]["rows"][0]["dummy_weights"] = True
+    metrics["performance"]["missing"] = ["tiny_large/long_context"]
+    metrics["stale"] = ["eval/old_model", "coverage/tiny_large/long_context"]
+    return metrics
+
+
+def test_the_report_of_the_committed_metrics_is_unchanged():
+    """Golden files rendered from a copy of the committed metrics (tests/data/report/metrics): a refactor
+    of the report must render the same bytes. Regenerate only for an intended change of the report."""
+    from qwen_pipe.report import RunCells, load_metrics, render_markdown
+
+    metrics = load_metrics(GOLDEN / "metrics", RunCells(**GOLDEN_RUN))
+    assert render_markdown(metrics) == (GOLDEN / "report.md").read_text(encoding="utf-8")
+    every = render_markdown(_with_every_section(metrics))
+    assert every == (GOLDEN / "report_every_section.md").read_text(encoding="utf-8")

@@ -12,8 +12,8 @@ from qwen_pipe.engines.base import Generation, Loglikelihood
 from qwen_pipe.io import read_jsonl, write_json, write_jsonl
 from qwen_pipe.score import score_records
 from qwen_pipe.tasks import task_names
-from qwen_pipe.tasks.base import GenerationTask, LoglikelihoodTask, PromptStyle
-from qwen_pipe.tasks.registry import get_task
+from qwen_pipe.tasks.common.base import GenerationTask, LoglikelihoodTask, PromptStyle
+from qwen_pipe.tasks.common.registry import get_task
 
 from support import ROOT, qwen_pipe
 

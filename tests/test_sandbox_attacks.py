@@ -173,6 +173,9 @@ def _run_suite(tmp_path: Path, isolation: str) -> dict:
 
     watcher = threading.Thread(target=accept, daemon=True)
     watcher.start()
+    # Processes that other tests left to this interpreter (multiprocessing's resource tracker, say) are not
+    # the sandbox's: only what appears during the run counts.
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     try:
         sources = attacks(secret_file, victim, planted, listener.getsockname()[1])
         tests = probes(secret)
@@ -193,7 +196,7 @@ def _run_suite(tmp_path: Path, isolation: str) -> dict:
         "victim": victim,
         "planted": planted,
         "connections": connections,
-        "children": psutil.Process().children(recursive=True),
+        "children": [p for p in psutil.Process().children(recursive=True) if p.pid not in before],
         "markers": _marker_processes(),
     }
 

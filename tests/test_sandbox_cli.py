@@ -10,8 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.sandbox.cli import score_code
-from qwen_pipe.tasks.registry import get_task
+from qwen_pipe.score_code import score_code
+from qwen_pipe.tasks.common.registry import get_task
 
 app = typer.Typer()
 app.command()(score_code)

@@ -10,7 +10,7 @@ import pytest
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.sandbox import Program, SandboxConfig, isolation_mode, run_programs
 from qwen_pipe.sandbox.isolation import memory_control
-from qwen_pipe.tasks.registry import get_task
+from qwen_pipe.tasks.common.registry import get_task
 
 FORK_AND_ALLOCATE = """
 import os, time

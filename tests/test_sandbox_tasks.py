@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from qwen_pipe.tasks.common.registry import get_task
 from qwen_pipe.tasks.mbpp_plus import asserting_checker
-from qwen_pipe.tasks.registry import get_task
 
 # Mbpp/737, 787 and 794: `assertion` set `exact_match` and returned, so any answer that did not crash
 # passed. A wrong answer per problem, plausible ones and the "return None" that used to pass.

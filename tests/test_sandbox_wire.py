@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from qwen_pipe.sandbox import Program, SandboxConfig, run_programs
-from qwen_pipe.tasks.registry import get_task
+from qwen_pipe.tasks.common.registry import get_task
 
 # Hand-assembled pickle frames and a loop that answers the judge's every request with one of them.
 FORGE = r'''

@@ -61,9 +61,9 @@ def test_fp8_halves_weights_except_embeddings():
 
 
 def _summaries(params) -> dict[str, dict]:
-    from qwen_pipe.sources.fetch import load_records
-    from qwen_pipe.tasks.registry import task_for
-    from qwen_pipe.tasks.requests import requests_summary
+    from qwen_pipe.fetch import load_records
+    from qwen_pipe.tasks.common.registry import task_for
+    from qwen_pipe.tasks.common.requests import requests_summary
 
     out = {}
     for dataset in params.run.datasets:
@@ -73,6 +73,8 @@ def _summaries(params) -> dict[str, dict]:
 
 
 def _run(**generate) -> list:
+    """validate over real models with the tasks' own (published) budgets, not the embedded default's cap."""
+    generate = {"max_new_tokens": None, **generate}
     params = load_params(ROOT / "params.yaml")
     params = params.model_copy(
         update={

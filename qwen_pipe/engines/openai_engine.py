@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from qwen_pipe.engines.base import (
     EngineInfo,
@@ -20,11 +21,17 @@ from qwen_pipe.engines.base import (
     Loglikelihood,
     LoglikelihoodRequest,
 )
+from qwen_pipe.engines.registry import register_engine
 from qwen_pipe.errors import QwenPipeError
+
+if TYPE_CHECKING:
+    from qwen_pipe.config import EngineParams, Preset
+    from qwen_pipe.models.spec import ModelSpec
 
 RETRIES = 4
 
 
+@register_engine("openai", in_process=True)  # HTTP requests only: nothing in it can crash the interpreter
 class OpenAIEngine:
     def __init__(
         self,
@@ -51,6 +58,24 @@ class OpenAIEngine:
             model=model,
             args={"base_url": self.base_url, "concurrency": concurrency},
         )
+
+    @classmethod
+    def from_config(
+        cls, spec: ModelSpec, preset: Preset, engine_params: EngineParams, *, seed: int, load_format: str
+    ) -> OpenAIEngine:
+        return cls(
+            spec.hf_id,
+            base_url=engine_params.base_url,
+            api_key_env=engine_params.api_key_env,
+            concurrency=engine_params.concurrency,
+        )
+
+    @classmethod
+    def output_args(
+        cls, spec: ModelSpec, preset: Preset, engine_params: EngineParams, load_format: str
+    ) -> dict:
+        # the server's own arguments are out of sight: the address stands for them
+        return {"base_url": engine_params.base_url}
 
     def _post(self, body: dict) -> dict:
         data = json.dumps({"model": self.model, **body}).encode()

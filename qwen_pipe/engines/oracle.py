@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from qwen_pipe.engines.base import (
     EngineInfo,
     Generation,
@@ -9,15 +11,33 @@ from qwen_pipe.engines.base import (
     Loglikelihood,
     LoglikelihoodRequest,
 )
+from qwen_pipe.engines.registry import register_engine
 from qwen_pipe.errors import QwenPipeError
 
+if TYPE_CHECKING:
+    from qwen_pipe.config import EngineParams, Preset
+    from qwen_pipe.models.spec import ModelSpec
 
+
+@register_engine("oracle", in_process=True, version="1", gold_answers=True)
 class OracleEngine:
     """`wrong=True` gives the opposite: empty answers and the highest likelihood to a wrong choice."""
 
     def __init__(self, model: str, wrong: bool = False):
         self.wrong = wrong
         self.info = EngineInfo(engine="oracle-wrong" if wrong else "oracle", version="1", model=model)
+
+    @classmethod
+    def from_config(
+        cls, spec: ModelSpec, preset: Preset, engine_params: EngineParams, *, seed: int, load_format: str
+    ) -> OracleEngine:
+        return cls(spec.name)
+
+    @classmethod
+    def output_args(
+        cls, spec: ModelSpec, preset: Preset, engine_params: EngineParams, load_format: str
+    ) -> dict:
+        return {}  # the gold answer, whatever the model and its arguments
 
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         results = []

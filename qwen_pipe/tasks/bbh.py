@@ -18,7 +18,9 @@ from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.scoring.extract import bbh_answer, normalize_bbh
 from qwen_pipe.scoring.stats import macro_average, mean_and_stderr
-from qwen_pipe.tasks.base import (
+from qwen_pipe.sources.hub import load_hub_split
+from qwen_pipe.sources.mirror import DATA_DIR_ENV, mirror_file, require_fields, resolve_data_dir
+from qwen_pipe.tasks.common.base import (
     DataSource,
     GenerationTask,
     Prompt,
@@ -27,10 +29,8 @@ from qwen_pipe.tasks.base import (
     SampleScore,
     embedded_records,
     first_shots,
-    mirror_file,
-    require_fields,
 )
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.registry import register
 
 SUBTASKS = (
     "boolean_expressions",
@@ -110,6 +110,8 @@ class BBH(GenerationTask):
         + tuple(f"bbh/cot-prompts/{t}.txt" for t in SUBTASKS),
         embedded="9 questions of 3 subtasks with CoT exemplars, written by qwen-pipe in BBH's format "
         "(a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="bbh_sample.jsonl",
     )
     primary_metric = "exact_match"
     metrics = ("exact_match", "exact_match_macro")
@@ -137,9 +139,6 @@ class BBH(GenerationTask):
         return records
 
     def load_hub(self) -> list[dict]:
-        from qwen_pipe.sources.fetch import DATA_DIR_ENV, resolve_data_dir
-        from qwen_pipe.sources.hub import load_hub_split
-
         root = resolve_data_dir(None)
         if root is None:
             raise QwenPipeError(
@@ -161,7 +160,7 @@ class BBH(GenerationTask):
 
     def load_embedded(self) -> list[dict]:
         prompts = {p["subtask"]: p["prompt"] for p in embedded_records("bbh_cot_prompts.jsonl")}
-        return [{**r, "cot_prompt": prompts[r["subtask"]]} for r in embedded_records("bbh_sample.jsonl")]
+        return [{**r, "cot_prompt": prompts[r["subtask"]]} for r in super().load_embedded()]
 
     @staticmethod
     def _official_prompt(root: Path, subtask: str) -> str:

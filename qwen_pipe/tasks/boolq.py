@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from qwen_pipe.tasks.base import DataSource, embedded_records, read_mirror_jsonl
-from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.base import DataSource
+from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("question", "answer", "passage")
 
@@ -32,8 +30,10 @@ class BoolQ(MultipleChoiceTask):
         rows=3270,
         mirror_files=("boolq/boolq_validation.hf.jsonl",),
         embedded="6 passages and questions written by qwen-pipe in BoolQ's hub format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="boolq_sample.jsonl",
+        id_fields=FIELDS,
     )
-    fields = FIELDS
     metrics = ("acc",)
     primary_metric = "acc"
     published_setting = (
@@ -41,15 +41,6 @@ class BoolQ(MultipleChoiceTask):
         "'<title> -- ' prefix of lm-eval's super_glue copy"
     )
     prompt_format = "'passage\\nQuestion: question?\\nAnswer:' then ' no' and ' yes' scored"
-
-    def load_mirror(self, root: Path) -> list[dict]:
-        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("boolq_sample.jsonl")
-
-    def sample_id(self, record: dict, index: int) -> str:
-        return content_id("boolq", record, FIELDS)
 
     def query(self, sample: dict) -> str:
         return f"{sample['passage']}\nQuestion: {sample['question']}?\nAnswer:"

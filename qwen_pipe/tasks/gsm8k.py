@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.scoring.extract import gsm8k_flexible, gsm8k_strict, normalize_number, strip_thinking
-from qwen_pipe.tasks.base import (
+from qwen_pipe.tasks.common.base import (
     DataSource,
     GenerationTask,
     Prompt,
@@ -16,11 +15,9 @@ from qwen_pipe.tasks.base import (
     Response,
     SampleScore,
     embedded_exemplars,
-    embedded_records,
     first_shots,
-    read_mirror_jsonl,
 )
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("question", "answer")
 INSTRUCTION = "Solve the math problem step by step. Finish with a final line of the form '#### <number>'."
@@ -41,6 +38,8 @@ class GSM8K(GenerationTask):
         rows=1319,
         mirror_files=("gsm8k/test.jsonl",),
         embedded="16 problems written by qwen-pipe in GSM8K's format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="gsm8k_sample.jsonl",
     )
     primary_metric = "flexible_match"
     metrics = ("strict_match", "flexible_match")
@@ -54,13 +53,8 @@ class GSM8K(GenerationTask):
     )
     default_shots = 4
 
-    def load_mirror(self, root: Path) -> list[dict]:
-        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("gsm8k_sample.jsonl")
-
     def sample_id(self, record: dict, index: int) -> str:
+        # a hash of the question text itself (content_id hashes a JSON list of fields: other ids)
         return "gsm8k-" + hashlib.sha256(record["question"].encode()).hexdigest()[:16]
 
     def _shots(self) -> list[dict]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from qwen_pipe.tasks.base import DataSource, embedded_records, read_mirror_jsonl
-from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.base import DataSource
+from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = (
     "ind",
@@ -42,8 +41,10 @@ class HellaSwag(MultipleChoiceTask):
         rows=10042,
         mirror_files=("hellaswag/hellaswag_validation.hf.jsonl.gz",),
         embedded="6 items written by qwen-pipe in HellaSwag's hub format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="hellaswag_sample.jsonl",
+        id_fields=FIELDS,  # `ind` repeats within the split
     )
-    fields = FIELDS
     published_setting = (
         "lm-eval `hellaswag` (0-shot, acc and acc_norm; acc_norm is the Open LLM Leaderboard's); "
         "the Qwen2 model cards' 10-shot draws exemplars from the train split, which is not offline"
@@ -52,15 +53,6 @@ class HellaSwag(MultipleChoiceTask):
         "context 'activity_label: ctx_a Ctx_b' cleaned as lm-eval (brackets, [title]); "
         "each ending, cleaned, scored as ' ' + ending"
     )
-
-    def load_mirror(self, root: Path) -> list[dict]:
-        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("hellaswag_sample.jsonl")
-
-    def sample_id(self, record: dict, index: int) -> str:
-        return content_id("hellaswag", record, FIELDS)  # `ind` repeats within the split
 
     def query(self, sample: dict) -> str:
         return preprocess(

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from qwen_pipe.sandbox import Program
-from qwen_pipe.tasks.base import DataSource, embedded_records, read_mirror_jsonl
-from qwen_pipe.tasks.code import FIELDS, HumanEvalFormat, plus_test_hints
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.base import DataSource
+from qwen_pipe.tasks.common.code import FIELDS, HumanEvalFormat, plus_test_hints
+from qwen_pipe.tasks.common.registry import register
 
 # Upstream test bugs, fixed where the intent is clear: (task_id, wrong text, right text, why).
 TEST_FIXES = (
@@ -32,18 +31,15 @@ class HumanEvalPlus(HumanEvalFormat):
         rows=164,
         mirror_files=("humaneval_plus/HumanEvalPlus-OriginFmt.jsonl.gz",),
         embedded="6 small problems written by qwen-pipe in HumanEval+'s format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="humaneval_plus_sample.jsonl",
+        id_format="{task_id}",
     )
     published_setting = (
         "EvalPlus leaderboard / Qwen reports: 0-shot, greedy, pass@1 on base + plus tests; chat models get "
         "EvalPlus's instruction and answer in a code block, base models complete the prompt"
     )
     prompt_format = "as humaneval (the same prompts); scored on the base tests plus EvalPlus's extra inputs"
-
-    def load_mirror(self, root: Path) -> list[dict]:
-        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("humaneval_plus_sample.jsonl")
 
     def test_code(self, record: dict) -> str:
         test = record["test"]

@@ -6,23 +6,20 @@ import json
 import math
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.scoring.extract import strip_thinking
 from qwen_pipe.scoring.ifeval import evaluate, oracle_response
 from qwen_pipe.scoring.stats import mean_and_stderr
-from qwen_pipe.tasks.base import (
+from qwen_pipe.tasks.common.base import (
     DataSource,
     GenerationTask,
     Prompt,
     PromptStyle,
     Response,
     SampleScore,
-    embedded_records,
-    read_mirror_jsonl,
 )
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("key", "prompt", "instruction_id_list", "kwargs")
 MAX_NEW_TOKENS = 1280  # lm-eval ifeval max_gen_toks
@@ -74,6 +71,9 @@ class IFEval(GenerationTask):
         mirror_files=("ifeval/input_data.jsonl",),
         embedded="6 prompts with verifiable instructions written by qwen-pipe in IFEval's format "
         "(a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="ifeval_sample.jsonl",
+        id_format="ifeval-{key}",
     )
     primary_metric = "prompt_level_strict_acc"
     metrics = (
@@ -87,15 +87,6 @@ class IFEval(GenerationTask):
         "user turn, greedy, up to 1280 new tokens as lm-eval ifeval; instruction-level accuracies pool instructions"
     )
     prompt_format = "chat: the record's prompt as the only user turn; base: the prompt as plain text"
-
-    def load_mirror(self, root: Path) -> list[dict]:
-        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("ifeval_sample.jsonl")
-
-    def sample_id(self, record: dict, index: int) -> str:
-        return f"ifeval-{record['key']}"
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
         if style.chat:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.scoring.extract import strip_thinking
 from qwen_pipe.scoring.math_equiv import extract_math_answer, is_equiv
-from qwen_pipe.tasks.base import (
+from qwen_pipe.tasks.common.base import (
     DataSource,
     GenerationTask,
     Prompt,
@@ -16,11 +15,9 @@ from qwen_pipe.tasks.base import (
     Response,
     SampleScore,
     embedded_exemplars,
-    embedded_records,
     first_shots,
-    read_mirror_jsonl,
 )
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("problem", "solution", "answer", "unique_id")
 # Qwen's own math instruction (Qwen3 model card, Qwen2.5-Math evaluation "qwen25-math-cot").
@@ -39,6 +36,8 @@ class Math500(GenerationTask):
         rows=500,
         mirror_files=("math500/test.jsonl",),
         embedded="8 problems written by qwen-pipe in MATH-500's format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="math500_sample.jsonl",
     )
     primary_metric = "exact_match"
     metrics = ("exact_match",)
@@ -52,12 +51,6 @@ class Math500(GenerationTask):
         "and an assistant turn"
     )
     default_shots = 4
-
-    def load_mirror(self, root: Path) -> list[dict]:
-        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("math500_sample.jsonl")
 
     def sample_id(self, record: dict, index: int) -> str:
         # unique_id is "test/<subject>/<n>.json" on the hub

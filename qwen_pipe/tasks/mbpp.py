@@ -15,17 +15,15 @@ from pathlib import Path
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.sandbox import Program
 from qwen_pipe.scoring.code_extract import extract_code
-from qwen_pipe.tasks.base import (
+from qwen_pipe.tasks.common.base import (
     DataSource,
     Prompt,
     PromptStyle,
     embedded_exemplars,
-    embedded_records,
     first_shots,
-    read_mirror_jsonl,
 )
-from qwen_pipe.tasks.code import CodeTask
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.code import CodeTask
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("task_id", "text", "code", "test_list", "test_setup_code", "challenge_test_list")
 TEST_IDS = range(11, 511)
@@ -59,6 +57,9 @@ class MBPP(CodeTask):
         rows=500,
         mirror_files=("mbpp/mbpp.jsonl",),
         embedded="6 small problems written by qwen-pipe in MBPP's format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="mbpp_sample.jsonl",
+        id_format="{task_id}",
     )
     published_setting = (
         "MBPP paper / lm-eval `mbpp` (Qwen base-model reports): 3-shot with the prompt split's task ids 2, 3, 4, "
@@ -71,16 +72,10 @@ class MBPP(CodeTask):
     default_shots = 3
 
     def all_rows(self, root: Path) -> list[dict]:
-        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
+        return super().load_mirror(root)
 
     def load_mirror(self, root: Path) -> list[dict]:
         return [r for r in self.all_rows(root) if r["task_id"] in TEST_IDS]
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("mbpp_sample.jsonl")
-
-    def task_id(self, record: dict) -> str:
-        return str(record["task_id"])
 
     def _shots(self) -> list[dict]:
         return first_shots(embedded_exemplars("mbpp_fewshot.jsonl"), self.shots, "mbpp")

@@ -5,17 +5,12 @@ from __future__ import annotations
 import ast
 import functools
 import re
-from pathlib import Path
 
 from qwen_pipe.sandbox import Program
 from qwen_pipe.scoring.code_extract import complete_function
-from qwen_pipe.tasks.base import (
-    DataSource,
-    embedded_records,
-    read_mirror_jsonl,
-)
-from qwen_pipe.tasks.code import EVALPLUS_STOPS, EvalPlusFormat, plus_test_hints
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.base import DataSource
+from qwen_pipe.tasks.common.code import EVALPLUS_STOPS, EvalPlusFormat, plus_test_hints
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("task_id", "code", "prompt", "test_imports", "test_list", "test")
 MBPP_STOPS = (*EVALPLUS_STOPS, '\n"""', "\nassert")
@@ -59,6 +54,9 @@ class MBPPPlus(EvalPlusFormat):
         rows=378,
         mirror_files=("mbpp_plus/MbppPlus-OriginFmt.jsonl.gz",),
         embedded="6 small problems written by qwen-pipe in MBPP+'s format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="mbpp_plus_sample.jsonl",
+        id_format="Mbpp/{task_id}",  # evalplus's id; the file holds MBPP's number
     )
     published_setting = (
         "EvalPlus leaderboard / Qwen reports: 0-shot, greedy, pass@1 on base + plus tests; the prompt is EvalPlus's "
@@ -68,15 +66,6 @@ class MBPPPlus(EvalPlusFormat):
         "base: EvalPlus's docstring prompt (a triple-quoted task text and first test), completed; "
         "chat: EvalPlus's instruction with that prompt in a code block"
     )
-
-    def load_mirror(self, root: Path) -> list[dict]:
-        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("mbpp_plus_sample.jsonl")
-
-    def task_id(self, record: dict) -> str:
-        return f"Mbpp/{record['task_id']}"
 
     def code_prompt(self, record: dict) -> str:
         """EvalPlus's MBPP+ prompt: a docstring with the task (links removed) and its first test."""

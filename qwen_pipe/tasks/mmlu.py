@@ -20,18 +20,10 @@ from pathlib import Path
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.scoring.stats import macro_average, mean_and_stderr
 from qwen_pipe.sources.hub import load_hub_split
-from qwen_pipe.tasks.base import (
-    DataSource,
-    PromptStyle,
-    Response,
-    SampleScore,
-    embedded_records,
-    mirror_file,
-    read_jsonl,
-    require_fields,
-)
-from qwen_pipe.tasks.multiple_choice import LETTERS, MultipleChoiceTask, argmax
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.sources.mirror import read_mirror_jsonl
+from qwen_pipe.tasks.common.base import DataSource, PromptStyle, Response, SampleScore, embedded_records
+from qwen_pipe.tasks.common.multiple_choice import LETTERS, MultipleChoiceTask, argmax
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("question", "subject", "choices", "answer")
 PER_SUBJECT = "_per_subject"  # aggregate key holding each subject's accuracy (not a metric)
@@ -79,8 +71,9 @@ class MMLU(MultipleChoiceTask):
             "8 questions in 2 subjects written by qwen-pipe in MMLU's hub format, with 5 dev-style exemplars "
             "each (a sample, not the benchmark)"
         ),
+        fields=FIELDS,
+        embedded_file="mmlu_sample.jsonl",
     )
-    fields = FIELDS
     metrics = ("acc_micro", "acc_macro")
     primary_metric = "acc_micro"
     gen_metrics = ("acc_micro", "acc_macro")
@@ -105,18 +98,15 @@ class MMLU(MultipleChoiceTask):
         self._prefixes: dict[tuple, str] = {}  # every question of a subject shares its few-shot prefix
 
     def load_mirror(self, root: Path) -> list[dict]:
-        test_path = mirror_file(root, self.source.mirror_files[0])
-        dev_path = mirror_file(root, self.source.mirror_files[1])
-        test = require_fields(read_jsonl(test_path), FIELDS, test_path)
-        dev = require_fields(read_jsonl(dev_path), FIELDS, dev_path)
-        return with_fewshot(test, dev)
+        test, dev = self.source.mirror_files
+        return with_fewshot(read_mirror_jsonl(root, test, FIELDS), read_mirror_jsonl(root, dev, FIELDS))
 
     def load_hub(self) -> list[dict]:
         test = load_hub_split(self.source.hub_id, self.source.hub_config, "test")
         return with_fewshot(test, load_hub_split(self.source.hub_id, self.source.hub_config, "dev"))
 
     def load_embedded(self) -> list[dict]:
-        return with_fewshot(embedded_records("mmlu_sample.jsonl"), embedded_records("mmlu_fewshot.jsonl"))
+        return with_fewshot(super().load_embedded(), embedded_records("mmlu_fewshot.jsonl"))
 
     def sample_id(self, record: dict, index: int) -> str:
         """Position and content: the test split holds 27 exact duplicate rows, so content alone is not unique."""

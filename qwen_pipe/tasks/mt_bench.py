@@ -11,21 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.scoring.extract import strip_thinking
-from qwen_pipe.tasks.base import (
+from qwen_pipe.tasks.common.base import (
     DataSource,
     GenerationTask,
     Prompt,
     PromptStyle,
     Response,
     SampleScore,
-    embedded_records,
-    read_mirror_jsonl,
 )
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("question_id", "category", "turns")
 MAX_NEW_TOKENS = 1024  # per turn, FastChat gen_model_answer --max-new-token
@@ -54,6 +51,9 @@ class MTBench(GenerationTask):
         rows=80,
         mirror_files=("mt_bench/question.jsonl",),
         embedded="4 two-turn questions written by qwen-pipe in MT-Bench's format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="mt_bench_sample.jsonl",
+        id_format="mt_bench-{question_id}",
     )
     primary_metric = "answered"
     metrics = ("answered", "truncated")
@@ -66,15 +66,6 @@ class MTBench(GenerationTask):
         "chat: turn 1 the first question as the only user turn; turn 2 adds the model's first answer (thinking "
         "stripped) and the second question; base: 'User: ...\\n\\nAssistant: ...' transcript"
     )
-
-    def load_mirror(self, root: Path) -> list[dict]:
-        return read_mirror_jsonl(root, self.source.mirror_files[0], FIELDS)
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("mt_bench_sample.jsonl")
-
-    def sample_id(self, record: dict, index: int) -> str:
-        return f"mt_bench-{record['question_id']}"
 
     def turns(self, sample: dict) -> int:
         return len(sample["turns"])

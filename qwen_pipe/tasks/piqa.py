@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.tasks.base import DataSource, embedded_records, mirror_file, read_jsonl, require_fields
-from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.sources.mirror import mirror_file, read_mirror_jsonl
+from qwen_pipe.tasks.common.base import DataSource
+from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("goal", "sol1", "sol2", "label")
 RAW_FIELDS = ("id", "goal", "sol1", "sol2")
@@ -45,21 +46,17 @@ class PIQA(MultipleChoiceTask):
         rows=1838,
         mirror_files=("piqa/dev.jsonl", "piqa/dev-labels.lst"),
         embedded="6 goals written by qwen-pipe in PIQA's hub format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="piqa_sample.jsonl",
+        id_fields=FIELDS,
     )
-    fields = FIELDS
     published_setting = "lm-eval `piqa` (validation split, 0-shot, acc and acc_norm)"
     prompt_format = "'Question: goal\\nAnswer:' then each solution scored as ' ' + text"
 
     def load_mirror(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        raw = require_fields(read_jsonl(path), RAW_FIELDS, path)
-        return hub_records(raw, read_labels(mirror_file(root, self.source.mirror_files[1])), path)
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("piqa_sample.jsonl")
-
-    def sample_id(self, record: dict, index: int) -> str:
-        return content_id("piqa", record, FIELDS)
+        records, labels = self.source.mirror_files
+        raw = read_mirror_jsonl(root, records, RAW_FIELDS)
+        return hub_records(raw, read_labels(mirror_file(root, labels)), root / records)
 
     def query(self, sample: dict) -> str:
         return f"Question: {sample['goal']}\nAnswer:"

@@ -16,17 +16,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qwen_pipe.engines.base import LoglikelihoodRequest
-from qwen_pipe.tasks.base import (
+from qwen_pipe.sources.mirror import mirror_file, require_fields
+from qwen_pipe.tasks.common.base import (
     DataSource,
     PromptStyle,
     Response,
     SampleScore,
-    embedded_records,
-    mirror_file,
-    require_fields,
 )
-from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, argmax, content_id
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask, argmax
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("question", "mc1_targets", "mc2_targets")
 # The six question-answer pairs that precede every question (TruthfulQA's "QA" prompt, as lm-eval uses it).
@@ -86,8 +84,10 @@ class TruthfulQA(MultipleChoiceTask):
         rows=817,
         mirror_files=("truthfulqa/data/v0/mc_task.json",),
         embedded="6 questions written by qwen-pipe in TruthfulQA's hub format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="truthfulqa_sample.jsonl",
+        id_fields=("question",),
     )
-    fields = FIELDS
     metrics = ("mc1", "mc2")
     primary_metric = "mc1"
     gen_metrics = ("acc",)
@@ -99,15 +99,10 @@ class TruthfulQA(MultipleChoiceTask):
     prompt_format = "the 6 QA pairs, then '\\n\\nQ: question\\nA:'; each answer scored as ' ' + answer"
 
     def load_mirror(self, root: Path) -> list[dict]:
+        """data/v0/mc_task.json: one JSON list, each record's targets as {answer: 0/1} dicts."""
         path = mirror_file(root, self.source.mirror_files[0])
         raw = require_fields(json.loads(path.read_text(encoding="utf-8")), FIELDS, path)
         return [hub_record(r) for r in raw]
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("truthfulqa_sample.jsonl")
-
-    def sample_id(self, record: dict, index: int) -> str:
-        return content_id("truthfulqa", record, ("question",))
 
     def query(self, sample: dict) -> str:
         return f"{QA_PROMPT}\n\nQ: {sample['question']}\nA:"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.tasks.base import DataSource, embedded_records, mirror_file, read_jsonl, require_fields
-from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, content_id
-from qwen_pipe.tasks.registry import register
+from qwen_pipe.tasks.common.base import DataSource
+from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask
+from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("sentence", "option1", "option2", "answer")
 
@@ -26,8 +26,10 @@ class WinoGrande(MultipleChoiceTask):
         rows=1267,
         mirror_files=("winogrande/winogrande_xl_validation.hf.jsonl",),
         embedded="6 sentences written by qwen-pipe in WinoGrande's hub format (a sample, not the benchmark)",
+        fields=FIELDS,
+        embedded_file="winogrande_sample.jsonl",
+        id_fields=FIELDS,
     )
-    fields = FIELDS
     metrics = ("acc",)
     primary_metric = "acc"
     published_setting = (
@@ -40,20 +42,14 @@ class WinoGrande(MultipleChoiceTask):
     )
 
     def load_mirror(self, root: Path) -> list[dict]:
-        path = mirror_file(root, self.source.mirror_files[0])
-        records = require_fields(read_jsonl(path), FIELDS, path)
+        records = super().load_mirror(root)
         blank = next((i for i, r in enumerate(records) if "_" not in r["sentence"]), None)
         if blank is not None:
             raise QwenPipeError(
-                f"{path}: record {blank} has no blank '_' in its sentence", "use WinoGrande's sentence format"
+                f"{root / self.source.mirror_files[0]}: record {blank} has no blank '_' in its sentence",
+                "use WinoGrande's sentence format",
             )
         return records
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records("winogrande_sample.jsonl")
-
-    def sample_id(self, record: dict, index: int) -> str:
-        return content_id("winogrande", record, FIELDS)
 
     def query(self, sample: dict) -> str:
         return sample["sentence"]

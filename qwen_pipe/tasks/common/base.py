@@ -7,6 +7,7 @@ stable `id`; a task turns a record into engine requests and scores the engine's 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -16,8 +17,10 @@ from typing import ClassVar, Literal
 
 from qwen_pipe.engines.base import Generation, Loglikelihood, LoglikelihoodRequest, SamplingParams
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.io import read_jsonl as read_jsonl  # re-exported for task modules
 from qwen_pipe.scoring.stats import mean_and_stderr
+from qwen_pipe.sources.embedded import package_records
+from qwen_pipe.sources.hub import load_hub_split
+from qwen_pipe.sources.mirror import read_mirror_jsonl
 
 Kind = Literal["generation", "multiple_choice", "code", "instruction", "judge"]
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
@@ -26,7 +29,11 @@ Prompt = list[Message] | str  # chat messages for chat models, plain text for co
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where a task's data comes from, for fetch, docs and error messages."""
+    """Where a task's data comes from and what makes a sample's id: for fetch, docs and error messages.
+
+    The declarations give every task its loaders (`Task.load_mirror`, `load_embedded`, `sample_id`); a
+    task overrides one only where its data needs more (a record conversion, several mirror files).
+    """
 
     hub_id: str
     hub_config: str | None
@@ -34,6 +41,13 @@ class DataSource:
     rows: int  # size of the published split
     mirror_files: tuple[str, ...]  # relative to the mirror root (the layout of ../shared/datasets)
     embedded: str  # what the embedded default uses: a package's data or our own written sample
+    fields: tuple[str, ...] = ()  # the hub fields a record must have (a mirror file lacking one is an error)
+    # The embedded records: a JSONL file in qwen_pipe/tasks/embedded, or "package:path" for another package's data.
+    embedded_file: str = ""
+    # The sample id, one of: a hash of these hub fields (`content_id`), or a str.format template over the
+    # record naming its upstream id ("{task_id}", "ifeval-{key}").
+    id_fields: tuple[str, ...] = ()
+    id_format: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,23 +85,34 @@ class Task(ABC):
                 f"{self.name}: shots must be >= 0, got {self.shots}", "set a shot count of 0 or more"
             )
 
-    # --- data -------------------------------------------------------------------------------
-    @abstractmethod
+    # --- data (defaults from the task's DataSource) -------------------------------------------
     def load_mirror(self, root: Path) -> list[dict]:
         """Hub-schema records read from a mirror folder laid out like ../shared/datasets."""
+        files = self.source.mirror_files
+        if len(files) != 1:
+            raise NotImplementedError(
+                f"{self.name} has {len(files)} mirror files: it must define load_mirror"
+            )
+        return read_mirror_jsonl(root, files[0], self.source.fields)
 
-    @abstractmethod
     def load_embedded(self) -> list[dict]:
         """Records that ship with qwen-pipe or its dependencies (no network)."""
+        if not self.source.embedded_file:
+            raise NotImplementedError(f"{self.name} declares no embedded_file: it must define load_embedded")
+        return embedded_records(self.source.embedded_file)
 
     def load_hub(self) -> list[dict]:
-        from qwen_pipe.sources.hub import load_hub_split
-
         return load_hub_split(self.source.hub_id, self.source.hub_config, self.source.split)
 
-    @abstractmethod
     def sample_id(self, record: dict, index: int) -> str:
         """A stable id: the same record gets the same id on every machine and run."""
+        if self.source.id_fields:
+            return content_id(self.name, record, self.source.id_fields)
+        if self.source.id_format:
+            return self.source.id_format.format_map(record)
+        raise NotImplementedError(
+            f"{self.name} declares neither id_fields nor id_format: it must define sample_id"
+        )
 
     # --- scoring ----------------------------------------------------------------------------
     @abstractmethod
@@ -136,24 +161,19 @@ class LoglikelihoodTask(Task):
         """One request per continuation, with `gold` marking the correct ones (for the oracle)."""
 
 
-def require_fields(records: list[dict], fields: Sequence[str], path: Path) -> list[dict]:
-    """One clear error when a mirror file lacks fields the task reads (renamed or missing columns)."""
-    for index, record in enumerate(records):
-        missing = [f for f in fields if f not in record]
-        if missing:
-            raise QwenPipeError(
-                f"{path}: record {index} lacks field(s) {', '.join(missing)}; expected fields {', '.join(fields)}",
-                "point the data dir at a mirror with the documented layout (docs/tasks.md) or fix the file",
-            )
-    return records
+def content_id(prefix: str, record: dict, fields: Sequence[str]) -> str:
+    """A stable id from the record's hub fields: the same whichever source (hub, raw mirror file) it came from."""
+    payload = json.dumps([record[f] for f in fields], ensure_ascii=False, sort_keys=True)
+    return f"{prefix}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
 
 
 def embedded_records(filename: str) -> list[dict]:
-    """Records of a JSONL file in qwen_pipe/tasks/embedded (samples and exemplars we wrote ourselves)."""
-    from importlib import resources
-
-    text = (resources.files("qwen_pipe.tasks") / "embedded" / filename).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """Records of a JSONL file in qwen_pipe/tasks/embedded (samples and exemplars we wrote ourselves), or of
+    another package's data file named "package:path"."""
+    package, separator, path = filename.partition(":")
+    if separator:
+        return package_records(package, path)
+    return package_records("qwen_pipe.tasks", f"embedded/{filename}")
 
 
 @functools.cache
@@ -169,20 +189,3 @@ def first_shots(
     if shots > len(exemplars):
         raise QwenPipeError(f"{what} has {len(exemplars)} {kind}, {shots} shots asked", fix)
     return list(exemplars[:shots])
-
-
-def read_mirror_jsonl(root: Path, relative: str, fields: Sequence[str]) -> list[dict]:
-    """The records of a JSONL(.gz) mirror file, checked for the fields the task reads."""
-    path = mirror_file(root, relative)
-    return require_fields(read_jsonl(path), fields, path)
-
-
-def mirror_file(root: Path, relative: str) -> Path:
-    path = root / relative
-    if not path.is_file():
-        raise QwenPipeError(
-            f"dataset file {relative} not found in mirror {root}",
-            "pass --data-dir (or set fetch.data_dir / QWEN_PIPE_DATA_DIR) to a folder laid out like "
-            "../shared/datasets, or use source 'embedded'",
-        )
-    return path

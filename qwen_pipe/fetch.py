@@ -1,17 +1,20 @@
-"""Fetch: a task's records from the embedded data, a local mirror or the hub, normalised to JSONL."""
+"""Fetch: a task's records from the embedded data, a local mirror or the hub, normalised to JSONL.
+
+The fetch stage's own module (stages/fetch.py), above the tasks and the sources they read from: the
+generate and score stages read what it wrote with `read_dataset`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.tasks.base import Task
-
-DATA_DIR_ENV = "QWEN_PIPE_DATA_DIR"
+from qwen_pipe.io import write_json, write_jsonl
+from qwen_pipe.sources.mirror import DATA_DIR_ENV, resolve_data_dir
+from qwen_pipe.tasks.common.base import Task
 
 
 @dataclass
@@ -23,20 +26,7 @@ class DatasetInfo:
     rows: int
     sha256: str  # of the normalised JSONL
     embedded_sample: bool  # our own small sample, not the benchmark: never compare it with published numbers
-    requests: dict | None = None  # the task's requests: fingerprint and sizes (tasks/requests.py)
-
-
-def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
-    """The mirror folder: the explicit value, else $QWEN_PIPE_DATA_DIR, else none."""
-    value = data_dir or os.environ.get(DATA_DIR_ENV)
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise QwenPipeError(
-            f"data dir {path} does not exist", f"pass an existing mirror folder or unset {DATA_DIR_ENV}"
-        )
-    return path
+    requests: dict | None = None  # the task's requests: fingerprint and sizes (tasks/common/requests.py)
 
 
 def load_records(task: Task, source: str, data_dir: str | Path | None) -> tuple[list[dict], DatasetInfo]:
@@ -78,20 +68,8 @@ def load_records(task: Task, source: str, data_dir: str | Path | None) -> tuple[
 
 
 def write_dataset(records: list[dict], info: DatasetInfo, out_dir: Path) -> Path:
-    from qwen_pipe.io import write_json, write_jsonl
-
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{info.dataset}.jsonl"
     write_jsonl(path, records)
     write_json(out_dir / f"{info.dataset}.meta.json", asdict(info))
     return path
-
-
-def read_dataset(data_dir: Path, dataset: str) -> tuple[list[dict], dict]:
-    """Records and info written by the fetch stage."""
-    from qwen_pipe.io import read_json, read_jsonl
-
-    path = data_dir / f"{dataset}.jsonl"
-    if not path.is_file():
-        raise QwenPipeError(f"{path} not found", f"run the fetch stage first: dvc repro fetch@{dataset}")
-    return read_jsonl(path), read_json(data_dir / f"{dataset}.meta.json")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from qwen_pipe.engines.base import SamplingParams
-from qwen_pipe.tasks.base import GenerationTask, LoglikelihoodTask, Prompt, PromptStyle, Task
+from qwen_pipe.tasks.common.base import GenerationTask, LoglikelihoodTask, Prompt, PromptStyle, Task
 
 STYLES = {
     "base": PromptStyle(chat=False),

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.tasks.base import embedded_records, mirror_file, read_jsonl, require_fields
-from qwen_pipe.tasks.multiple_choice import MultipleChoiceTask
+from qwen_pipe.io import read_jsonl
+from qwen_pipe.sources.mirror import mirror_file, require_fields
+from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask
 
 FIELDS = ("id", "question", "choices", "answerKey")
 RAW_FIELDS = ("id", "question", "answerKey")  # question = {stem, choices: [{text, label}]}
@@ -49,17 +50,8 @@ def read_arc(path: Path) -> list[dict]:
 class ARCTask(MultipleChoiceTask):
     """lm-eval's `arc_challenge` / `arc_easy`: 'Question: q\\nAnswer:' then each choice's text."""
 
-    fields = FIELDS
-    embedded_file: str
-
     def load_mirror(self, root: Path) -> list[dict]:
         return read_arc(mirror_file(root, self.source.mirror_files[0]))
-
-    def load_embedded(self) -> list[dict]:
-        return embedded_records(self.embedded_file)
-
-    def sample_id(self, record: dict, index: int) -> str:
-        return record["id"]
 
     def query(self, sample: dict) -> str:
         return f"Question: {sample['question']}\nAnswer:"

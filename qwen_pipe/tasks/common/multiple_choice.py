@@ -18,8 +18,6 @@ for base models as a plain completion ending "Answer:"; the reply's letter is re
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +27,7 @@ from qwen_pipe.engines.base import LoglikelihoodRequest, SamplingParams
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.scoring.extract import choice_letter, strip_thinking
 from qwen_pipe.scoring.stats import mean_and_stderr
-from qwen_pipe.tasks.base import (
+from qwen_pipe.tasks.common.base import (
     GenerationTask,
     LoglikelihoodTask,
     Prompt,
@@ -47,12 +45,6 @@ GEN_INSTRUCTION = (
 # and a thinking model gets the Qwen3 report's maximum output length.
 GEN_BASE_TOKENS = 32
 GEN_CHAT_TOKENS = 2048
-
-
-def content_id(prefix: str, record: dict, fields: Sequence[str]) -> str:
-    """A stable id from the record's hub fields: the same whichever source (hub, raw mirror file) it came from."""
-    payload = json.dumps([record[f] for f in fields], ensure_ascii=False, sort_keys=True)
-    return f"{prefix}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
 
 
 def argmax(values: Sequence[float]) -> int:
@@ -82,7 +74,6 @@ class MultipleChoiceTask(LoglikelihoodTask):
     gen_metrics: ClassVar[tuple[str, ...]] = ("acc",)  # per-sample metrics of the letter-choice format
     letters_setting: ClassVar[str | None] = None  # the published setting of the letter-choice format, if any
     max_shots: ClassVar[int] = 0  # exemplars available offline per question
-    fields: ClassVar[tuple[str, ...]]  # the hub fields a record must have
 
     def __init__(self, shots: int | None = None):
         super().__init__(shots)

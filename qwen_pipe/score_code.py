@@ -16,12 +16,11 @@ from typing import Annotated
 import typer
 
 from qwen_pipe.errors import QwenPipeError, unknown_name
-from qwen_pipe.sandbox.executor import isolation_mode
-from qwen_pipe.scoring.stats import pass_at_k
-from qwen_pipe.sources.fetch import resolve_data_dir
+from qwen_pipe.sandbox import isolation_mode
+from qwen_pipe.scoring.stats import PASS_AT_K, pass_at_k
+from qwen_pipe.sources.mirror import resolve_data_dir
 
 DATASETS = ("humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
-PASS_AT = (1, 10, 100)
 
 
 def _aliases(dataset: str, task_id: str) -> list[str]:
@@ -72,7 +71,7 @@ def pass_at(passed_per_task: dict[str, list[bool]]) -> dict[str, float]:
     smallest = min(n for n, _ in counts)
     return {
         f"pass@{k}": sum(pass_at_k(n, c, k) for n, c in counts) / len(counts)
-        for k in PASS_AT
+        for k in PASS_AT_K
         if k <= smallest
     }
 
@@ -95,7 +94,7 @@ def score_code(
     json_output: Annotated[bool, typer.Option("--json", help="print the summary (pass@k) as JSON")] = False,
 ) -> None:
     """Run code samples against a dataset's tests in the sandbox and report pass@k."""
-    from qwen_pipe.tasks.registry import get_task
+    from qwen_pipe.tasks.common.registry import get_task
 
     if dataset not in DATASETS:
         raise unknown_name("dataset", dataset, DATASETS)

@@ -1,7 +1,8 @@
 """`qwen-pipe eval`: models x datasets outside DVC, one engine load per model, reports in an output dir.
 
-Bad input (unknown names, data missing offline) fails before any model loads; a model or dataset that
-fails while running is recorded and the others go on.
+It runs the generate and score stages' own functions (generate_isolated, score_and_write) on an output
+folder's layout, and prints their lines. Bad input (unknown names, data missing offline) fails before any
+model loads; a model or dataset that fails while running is recorded and the others go on.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from pathlib import Path
 from qwen_pipe.cells import Cell, output_layout, select_samples
 from qwen_pipe.config import MODELS_DIR, Params
 from qwen_pipe.console import fmt
+from qwen_pipe.engines.registry import engine_info
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.generate import generate_isolated
-from qwen_pipe.io import write_json, write_jsonl
-from qwen_pipe.score import score_cell
-from qwen_pipe.sources.fetch import load_records
-from qwen_pipe.tasks.base import GenerationTask
-from qwen_pipe.tasks.registry import task_for
+from qwen_pipe.fetch import load_records
+from qwen_pipe.generate import generate_isolated, generate_line
+from qwen_pipe.io import write_json
+from qwen_pipe.score import score_and_write, score_line
+from qwen_pipe.tasks.common.base import GenerationTask
+from qwen_pipe.tasks.common.registry import task_for
 
 SUMMARY_KEYS = ("primary_metric", "score", "stderr", "n", "metrics", "embedded_sample", "shots", "thinking")
 
@@ -59,7 +61,7 @@ def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] |
     data_dir = request.data_dir or params.fetch.data_dir
     tasks = {name: task_for(params, name) for name in request.datasets}
     data = {name: load_records(task, source, data_dir) for name, task in tasks.items()}  # fail fast
-    if request.engine == "oracle":
+    if engine_info(request.engine).gold_answers:
         for name, task in tasks.items():
             records = data[name][0]
             if isinstance(task, GenerationTask) and records and task.gold_output(records[0]) is None:
@@ -79,22 +81,19 @@ def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] |
         results[model] = {}
         if spec.tiny:
             ensure_tiny_model(params, model)
-        outcomes = generate_isolated(params, model, request.preset, chosen, layout, request.engine)
+        log_name = f"eval@{model}-{request.preset}"
+        outcomes = generate_isolated(params, model, request.preset, chosen, layout, request.engine, log_name)
         for name, task in tasks.items():
-            if "failure" in outcomes[name]:
-                failures.append(outcomes[name]["failure"])
-                say(f"{model} x {name}: failed: {failures[-1]['error_type']}: {failures[-1]['message']}")
-                continue
             cell = Cell(model, request.preset, name)
-            rows, result = score_cell(task, data[name][0], layout, cell, params.score.flush_every)
-            if request.detailed:
-                result["failed_samples"] = [r["id"] for r in rows if not r["correct"]]
-            write_jsonl(layout.score_rows(cell), rows)
-            write_json(layout.metrics_file(cell), result)
-            results[model][name] = result
-            say(
-                f"{model} x {name}: {result['primary_metric']} = {fmt(result['score'])} ± {fmt(result['stderr'])} (n={result['n']})"
+            say(generate_line(cell, outcomes[name]))
+            result, seconds = score_and_write(
+                task, data[name][0], layout, cell, params.score.flush_every, request.detailed
             )
+            if result["status"] == "failed":
+                failures.append(result["failure"])
+                continue
+            results[model][name] = result
+            say(score_line(cell, result, seconds))
     out = request.output_dir
     summary = {
         "results": {
@@ -107,7 +106,7 @@ def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] |
     }
     write_json(out / "results.json", summary)
     (out / "report.md").write_text(_report(summary, results, request), encoding="utf-8")
-    say(f"wrote {out / 'results.json'} and {out / 'report.md'}")
+    say(f"eval: wrote {out / 'results.json'} and {out / 'report.md'}")
     if failures:
         first = failures[0]
         raise QwenPipeError(
