@@ -17,8 +17,8 @@ os.environ.setdefault("QWEN_PIPE_PROGRESS", "0")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """The end-to-end pipeline first: it is the longest file, and under pytest-xdist (`make test`) the other
-    worker runs everything else beside it instead of after it."""
+    """The end-to-end pipeline first: it is the longest file, and under pytest-xdist (`make test`, with
+    --no-loadscope-reorder so files keep this order) the other worker runs everything else beside it."""
     items.sort(key=lambda item: "test_pipeline_e2e.py" not in item.nodeid)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import random
 from pathlib import Path
 
 import pytest
@@ -170,16 +172,34 @@ def test_humaneval_plus_hints_and_fix(mirror):
 
 
 REFERENCE_COUNTS = {"humaneval": 164, "humaneval_plus": 164, "mbpp": 974, "mbpp_plus": 378}
+# The plus tests run thousands of inputs per problem (~3 min for all of them on 2 cores): `make test` runs a
+# seeded sample plus every problem the tasks patch; QWEN_PIPE_FULL_TESTS=1 runs them all.
+PLUS_SAMPLE = 48
+ALWAYS = {
+    "humaneval_plus": {task_id for task_id, *_ in TEST_FIXES},
+    "mbpp_plus": {"Mbpp/737", "Mbpp/787", "Mbpp/794"},  # asserting_checker
+}
+
+
+def reference_rows(task, mirror: Path) -> list[dict]:
+    rows = task.all_rows(mirror)
+    if task.name not in ALWAYS or os.environ.get("QWEN_PIPE_FULL_TESTS") == "1":
+        return rows
+    picked = {task.task_id(r) for r in random.Random(0).sample(rows, PLUS_SAMPLE)} | ALWAYS[task.name]
+    return [r for r in rows if task.task_id(r) in picked]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CODE_TASKS)
 def test_every_reference_solution_passes(mirror, tmp_path, name):
-    """HumanEval 164/164, HumanEval+ with all plus tests, MBPP's 974 (test_list), MBPP+ 378."""
+    """HumanEval 164/164, HumanEval+ with all plus tests, MBPP's 974 (test_list), MBPP+ 378 (the plus
+    datasets sampled unless QWEN_PIPE_FULL_TESTS=1)."""
     task = _task(name, tmp_path)
-    records = task.all_rows(mirror)
+    records = reference_rows(task, mirror)
     results, limits = task.run(records, [task.reference_source(r) for r in records])
-    assert len(results) == REFERENCE_COUNTS[name]
+    full = os.environ.get("QWEN_PIPE_FULL_TESTS") == "1" or name not in ALWAYS
+    assert len(results) == (REFERENCE_COUNTS[name] if full else len(records)) >= PLUS_SAMPLE
+    assert {r.id.split("#")[0] for r in results} >= (set() if full else ALWAYS.get(name, set()))
     failed = {r.id: (r.status, r.detail) for r in results if not r.passed}
     assert failed == {}
     assert all(c.reference_status == "pass" for c in limits.values())
