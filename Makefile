@@ -54,6 +54,7 @@ endif
 	@echo "report: reports/report.md"
 
 test: install
+	@$(PY) -c "import os; from qwen_pipe.provenance import cpu_class; print(f'host CPU class: {cpu_class()}, {os.cpu_count()} cores')"
 	@rc=0; $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
 
