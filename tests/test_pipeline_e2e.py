@@ -99,9 +99,16 @@ def project(tmp_path_factory) -> Path:
         if source.is_file() and not name.startswith(("data/", "metrics/", "reports/")) and name != "dvc.lock":
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
-    # The coverage matrix sampled to one preset (two engine loads instead of six): the other presets' cells
-    # are the same code with other engine arguments (tests/test_coverage.py), and `make run` runs them all.
-    edit_params(target, lambda p: p["run"].update(presets=["balanced"]))
+    # The coverage matrix sampled to one preset (two engine loads instead of six) and a smaller timed
+    # workload: the other presets' cells are the same code with other engine arguments
+    # (tests/test_coverage.py), no test here reads a throughput, and `make run` runs them all in full.
+    edit_params(
+        target,
+        lambda p: (
+            p["run"].update(presets=["balanced"]),
+            p["coverage"].update(prompts=4, prompt_tokens=32, max_new_tokens=8),
+        ),
+    )
     sh(target, "git", "init", "-q")
     sh(target, "git", "add", "-A")
     sh(target, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
