@@ -78,6 +78,8 @@ def test_missing_file(tmp_path):
         ({"tasks__gsm8k": {"sample_limit": -3}}, "sample_limit"),
         ({"tasks__gsm8k": {"sample_limt": 3}}, "sample_limt"),
         ({"fetch__source": "ftp"}, "fetch.source"),
+        ({"cost_scaling__model": "tiny_smal"}, "unknown cost_scaling model 'tiny_smal'"),
+        ({"cost_scaling__preset": "turbo"}, "unknown cost_scaling preset 'turbo'"),
         (
             {"preset_overrides": {"qwen_8b": {"balanced": {"max_num_seqs": -1}}}},
             "preset_overrides.qwen_8b.balanced",
@@ -144,3 +146,11 @@ def test_preset_override_applies_only_to_its_model():
     params = load_params(ROOT / "params.yaml")
     assert params.preset_for("qwen_8b", "balanced").max_num_seqs == 20
     assert params.preset_for("qwen3_8b", "balanced").max_num_seqs == params.presets["balanced"].max_num_seqs
+
+
+def test_the_cost_scaling_sweep_does_not_depend_on_the_runs_models_or_presets():
+    """The sweep measures the one model x preset params `cost_scaling` names: adding a model to the run (the
+    broken-model case) must not rerun it."""
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["cost_scaling"]
+    assert "cost_scaling" in stage["params"]
+    assert not {"run", "run.models", "run.presets", "generate", "generate.presets"} & set(stage["params"])
