@@ -137,20 +137,34 @@ def task_code(dataset: str) -> frozenset[Path]:
     return frozenset(closure([task_module(dataset)]))
 
 
-def task_code_sha256(dataset: str) -> str:
-    """A hash of the task's code (every file of its closure, by path and content): the scorer's identity."""
+def files_sha256(paths: Iterable[Path]) -> str:
+    """A hash of files by relative path and content."""
     digest = hashlib.sha256()
-    for path in sorted(task_code(dataset)):
+    for path in sorted(paths):
         digest.update(relative(path).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def task_code_sha256(dataset: str) -> str:
+    """A hash of the task's code (every file of its closure): the scorer's identity."""
+    return files_sha256(task_code(dataset))
+
+
+def generation_code_sha256() -> str:
+    """A hash of the code that generates (qwen_pipe/generate.py's closure without task modules, which
+    reach generation only through the requests that fetch fingerprints): what the generate stage's DVC
+    code deps are, so a cell kept as up to date was made by the same code."""
+    return files_sha256(
+        closure([PACKAGE_DIR / "generate.py"], enter=lambda name: not name.startswith(TASKS_PACKAGE))
+    )
 
 
 # --- dvc.yaml ------------------------------------------------------------------------------------------
 DVC_FILE = ROOT / "dvc.yaml"
 CODE_PREFIXES = ("stages/", f"{PACKAGE}/")
 # Stages that see task code only through the requests the fetch stage fingerprints
-# (tasks/common/requests.py): their deps name `data/datasets/<dataset>.meta.json` instead of the task modules.
-VIA_REQUESTS = {"generate": "data/datasets/${item.dataset}.meta.json"}
+# (tasks/common/requests.py): their deps name the datasets' folder (records + metadata) instead of the task modules.
+VIA_REQUESTS = {"generate": "data/datasets"}
 
 
 def _stage_body(definition: dict) -> tuple[dict, str | None]:

@@ -9,6 +9,9 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,3 +161,110 @@ def fmt(value, digits: int = 4) -> str:
             return f"{value:.2f}"
         return f"{value:.{digits}f}"  # scores, fractions and their standard errors
     return str(value)
+
+
+# --- live progress of engine work (a child process sends Progress events; the parent draws the bar) ---
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a generation reports as it goes (summed over the requests since the last event)."""
+
+    dataset: str
+    total: int = 0  # requests added to the work
+    done: int = 0  # requests answered, from the cache or the engine
+    tokens: int = 0  # tokens the engine generated for them
+    loaded: bool = False  # the engine has just finished loading
+
+    def plus(self, other: Progress) -> Progress:
+        return replace(
+            self,
+            total=self.total + other.total,
+            done=self.done + other.done,
+            tokens=self.tokens + other.tokens,
+            loaded=self.loaded or other.loaded,
+        )
+
+
+class BatchedProgress:
+    """Progress events added up and passed on at most every 0.1 s (at once when work is added or the
+    engine has loaded): a message per request would cost the engine time."""
+
+    def __init__(self, send: Callable[[Progress], None], interval: float = 0.1):
+        self.send = send
+        self.interval = interval
+        self.pending: Progress | None = None
+        self.last = 0.0
+
+    def __call__(self, event: Progress) -> None:
+        if self.pending is not None and self.pending.dataset != event.dataset:
+            self.flush()
+        self.pending = event if self.pending is None else self.pending.plus(event)
+        if event.total or event.loaded or time.monotonic() - self.last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            self.send(self.pending)
+            self.pending = None
+        self.last = time.monotonic()
+
+
+class LiveBar:
+    """The parent's bar for one model x preset (one engine): per dataset, requests answered (cache hits at
+    once), and the engine's speed once it has loaded: tokens/s, or requests/s for log-likelihoods."""
+
+    FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+
+    def __init__(self, label: str):
+        self.label = label
+        self.enabled = progress_enabled()
+        self.bar = None
+        self.dataset: str | None = None
+        self.loaded = False
+        self.tokens = self.answered = 0  # by the engine, since `since`
+        self.since = 0.0
+
+    def __call__(self, event: Progress | None) -> None:
+        if not self.enabled:
+            return
+        if event is None:  # nothing new: the clock still moves
+            if self.bar is not None:
+                self.bar.refresh()
+            return
+        if event.dataset != self.dataset:
+            self.close()
+            self.dataset = event.dataset
+            label = f"{self.label} x {event.dataset}"
+            self.bar = progress_bar(event.total, label, unit="req", bar_format=self.FORMAT)
+            self.tokens = self.answered = 0
+            self.since = time.monotonic()
+        else:
+            self.bar.total += event.total
+        if event.loaded:
+            self.loaded, self.since = True, time.monotonic()
+        elif self.loaded:
+            self.answered += event.done
+        self.tokens += event.tokens
+        self.bar.update(event.done)
+        self.bar.set_postfix_str(self._speed(), refresh=False)
+        self.bar.refresh()
+
+    def _speed(self) -> str:
+        if not self.loaded:
+            return "loading the model" if self.bar.n < self.bar.total else ""
+        elapsed = time.monotonic() - self.since
+        if self.tokens and elapsed > 0:
+            return f"{rate(self.tokens / elapsed)} tokens/s"
+        if self.answered and elapsed > 0:
+            return f"{rate(self.answered / elapsed)} requests/s"
+        return ""
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"

@@ -11,20 +11,23 @@ which the fetch stage fingerprints: a scorer change never reruns generation.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qwen_pipe.cache import ChunkStore, digest
-from qwen_pipe.cells import Cell, Layout, failure_record, select_samples
+from qwen_pipe.cells import DATASETS_DIR, PIPELINE, Cell, Layout, failure_record, read_dataset, select_samples
 from qwen_pipe.config import Params, output_budget
 from qwen_pipe.console import (
     PROGRESS_ENV,
-    progress_bar,
-    progress_enabled,
+    BatchedProgress,
+    LiveBar,
+    Progress,
+    rate,
     show_log_tail,
     start_log,
     verbose,
@@ -37,7 +40,7 @@ from qwen_pipe.engines.base import (
     LoglikelihoodRequest,
     SamplingParams,
 )
-from qwen_pipe.io import write_json, write_jsonl
+from qwen_pipe.io import file_sha256, write_json, write_jsonl
 from qwen_pipe.models.spec import ModelSpec
 from qwen_pipe.prompting import PromptRenderer, sha256_text
 from qwen_pipe.provenance import provenance
@@ -93,26 +96,6 @@ def generation_settings(params: Params, spec: ModelSpec, preset_name: str) -> Ge
 def pick_samples(params: Params, dataset: str, records: list[dict], limit: int | None = None) -> list[dict]:
     limit = params.task_params(dataset).sample_limit if limit is None else limit
     return select_samples(records, limit, params.generate.sample_seed)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What a generation reports as it goes (summed over the requests since the last event)."""
-
-    dataset: str
-    total: int = 0  # requests added to the work
-    done: int = 0  # requests answered, from the cache or the engine
-    tokens: int = 0  # tokens the engine generated for them
-    loaded: bool = False  # the engine has just finished loading
-
-    def plus(self, other: Progress) -> Progress:
-        return replace(
-            self,
-            total=self.total + other.total,
-            done=self.done + other.done,
-            tokens=self.tokens + other.tokens,
-            loaded=self.loaded or other.loaded,
-        )
 
 
 Report = Callable[[int, int, int], None]  # (requests added, requests answered, tokens generated)
@@ -357,6 +340,39 @@ def run_generation(
     return records, meta
 
 
+def cell_inputs(
+    params: Params, model: str, preset: str, engine_name: str, datasets: dict[str, tuple[list[dict], dict]]
+) -> dict[str, str]:
+    """Per dataset, a digest of everything its generation depends on: the model's identity, the engine's
+    output identity, the settings, the dataset's records and rendered requests (fingerprinted by fetch),
+    the samples chosen and the generation code. Equal digests mean the cell's files would come out the
+    same, so they are kept as they are and no engine starts for them."""
+    from qwen_pipe.codedeps import generation_code_sha256, task_code_sha256
+    from qwen_pipe.engines.registry import engine_info, output_identity
+    from qwen_pipe.models.identity import model_identity
+
+    spec = params.model(model)
+    engine_preset = params.preset_for(model, preset)
+    base = {
+        "model": None if engine_info(engine_name).gold_answers else model_identity(spec),
+        "engine": output_identity(engine_name, spec, engine_preset, params.engine),
+        "settings": asdict(generation_settings(params, spec, preset)),
+        "code": generation_code_sha256(),
+    }
+    return {
+        name: digest(
+            {
+                **base,
+                "dataset": {k: v for k, v in info.items() if k != "origin"},  # the mirror's path: not content
+                # the fetch stage's fingerprint of the task's requests, else the task's code (qwen-pipe eval)
+                "task": None if "requests" in info else task_code_sha256(name),
+                "samples": [s["id"] for s in samples],
+            }
+        )
+        for name, (samples, info) in datasets.items()
+    }
+
+
 def generate_model(
     params_data: dict,
     model: str,
@@ -364,14 +380,16 @@ def generate_model(
     datasets: dict[str, tuple[list[dict], dict]],
     layout: Layout,
     engine_name: str,
+    inputs: dict[str, str] | None = None,
     progress: Callable[[Progress], None] | None = None,
     print_traces: bool = False,
 ) -> dict[str, dict]:
     """Generate every dataset for one model x preset with one engine load; writes each cell's files.
 
-    `datasets` maps a name to (samples to run, dataset info). Returns per dataset either the
-    generation summary or {"failure": ...}; `print_traces`: a failure's traceback goes to stderr (the
-    engine's log, in a child). Meant to run in a child process (see isolation.py).
+    `datasets` maps a name to (samples to run, dataset info); `inputs` to its cell_inputs digest, kept in
+    the cell's metadata. Returns per dataset either the generation summary or {"failure": ...};
+    `print_traces`: a failure's traceback goes to stderr (the engine's log, in a child). Meant to run in
+    a child process (see isolation.py).
     """
     from qwen_pipe.engines.registry import DeferredEngine, engine_info, make_engine, output_identity
     from qwen_pipe.models.identity import model_identity
@@ -379,7 +397,7 @@ def generate_model(
     params = Params.model_validate(params_data)
     spec = params.model(model)
     engine_preset = params.preset_for(model, preset)
-    batched = _Batched(progress) if progress else None
+    batched = BatchedProgress(progress) if progress else None
     current = ""  # the dataset being generated
     load_seconds = 0.0
 
@@ -426,6 +444,9 @@ def generate_model(
                     "ignored_corrupt": cache.store.ignored,
                 }
             write_jsonl(layout.generation(cell), records)
+            if inputs and name in inputs:  # what up_to_date checks before keeping the cell
+                meta["inputs_sha256"] = inputs[name]
+                meta["records_sha256"] = file_sha256(layout.generation(cell))
             write_json(layout.meta(cell), meta)
             loading = load_seconds if engine.loaded and not was_loaded else 0.0
             outcomes[name] = {
@@ -455,6 +476,28 @@ def _generate_in_child(*args, progress: Callable[[Progress], None] | None = None
     return generate_model(*args, progress=progress, print_traces=True)
 
 
+def up_to_date(layout: Layout, cell: Cell, inputs: str) -> dict | None:
+    """The summary of a cell whose files were generated from exactly these inputs (None: generate it)."""
+    try:
+        meta = json.loads(layout.meta(cell).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("inputs_sha256") != inputs or "failure" in meta:
+        return None
+    try:  # records edited, cut short or lost since: made again (from the response cache)
+        if file_sha256(layout.generation(cell)) != meta.get("records_sha256"):
+            return None
+    except OSError:
+        return None
+    return {
+        "up_to_date": True,
+        "samples": meta.get("samples", 0),
+        "requests": meta.get("requests", 0),
+        "truncated": meta.get("truncated", 0),
+        "seconds": 0.0,
+    }
+
+
 def generate_isolated(
     params: Params,
     model: str,
@@ -464,48 +507,60 @@ def generate_isolated(
     engine_name: str,
     log_name: str,
 ) -> dict[str, dict]:
-    """generate_model in a child process (in-process for engines that cannot crash); a crash of the
-    child becomes a failure record for each of its datasets, written where its outputs would be.
+    """generate_model in a child process (in-process for engines that cannot crash) for the datasets whose
+    files are not up to date; a crash of the child becomes a failure record for each dataset it had,
+    written where its outputs would be.
 
-    The child's output goes to the log file `log_name` (console.log_path; the console too when verbose),
-    and each outcome names it; a failure shows the log's end on stderr. A live bar on stderr follows the
-    requests as they finish.
+    One engine load serves every dataset, and none happens when all requests are cached. The child's output
+    goes to the log file `log_name` (console.log_path; the console too when verbose), and each outcome
+    names it; a failure shows the log's end on stderr. A live bar on stderr follows the requests as they
+    finish.
     """
     from qwen_pipe.engines.registry import in_process
     from qwen_pipe.isolation import run_isolated
 
-    data = params.model_dump(by_alias=True)
-    bar = _LiveBar(f"generate {model} x {preset}")
+    inputs = cell_inputs(params, model, preset, engine_name, datasets)
+    outcomes: dict[str, dict] = {}
+    for name in datasets:
+        kept = up_to_date(layout, Cell(model, preset, name), inputs[name])
+        if kept is not None:
+            outcomes[name] = kept
+    todo = {name: value for name, value in datasets.items() if name not in outcomes}
     log = None
-    try:
-        if in_process(engine_name):
-            outcomes = generate_model(data, model, preset, datasets, layout, engine_name, bar)
-        else:
-            log = start_log(log_name)
-            outcome = run_isolated(
-                _generate_in_child,
-                data,
-                model,
-                preset,
-                datasets,
-                layout,
-                engine_name,
-                log=log,
-                on_progress=bar,
-            )
-            if outcome.ok:
-                outcomes = outcome.value
+    if todo:
+        data = params.model_dump(by_alias=True)
+        bar = LiveBar(f"generate {model} x {preset}")
+        try:
+            if in_process(engine_name):
+                outcomes |= generate_model(data, model, preset, todo, layout, engine_name, inputs, bar)
             else:
-                if log is not None and outcome.failure.get("trace"):
-                    with log.open("a", encoding="utf-8") as handle:
-                        handle.write(outcome.failure["trace"])
-                outcomes = {
-                    name: {"failure": failure_record("generate", Cell(model, preset, name), outcome.failure)}
-                    for name in datasets
-                }
-    finally:
-        bar.close()
-    for name, result in outcomes.items():
+                log = start_log(log_name)
+                outcome = run_isolated(
+                    _generate_in_child,
+                    data,
+                    model,
+                    preset,
+                    todo,
+                    layout,
+                    engine_name,
+                    inputs,
+                    log=log,
+                    on_progress=bar,
+                )
+                if outcome.ok:
+                    outcomes |= outcome.value
+                else:
+                    if log is not None and outcome.failure.get("trace"):
+                        with log.open("a", encoding="utf-8") as handle:
+                            handle.write(outcome.failure["trace"])
+                    for name in todo:
+                        if name not in outcomes:
+                            cell = Cell(model, preset, name)
+                            outcomes[name] = {"failure": failure_record("generate", cell, outcome.failure)}
+        finally:
+            bar.close()
+    for name in todo:
+        result = outcomes[name]
         result["log"] = str(log) if log else None  # in-process engines write no log
         cell = Cell(model, preset, name)
         layout.response_cache(cell).mkdir(parents=True, exist_ok=True)  # a DVC output even when unused
@@ -514,9 +569,9 @@ def generate_isolated(
             planned = len(datasets[name][0])  # every request of the cell is lost: the error rate counts them
             meta = {"model": model, "preset": preset, "dataset": name, "samples": planned}
             write_json(layout.meta(cell), {**meta, "failure": result["failure"]})
-    if log is not None and not verbose() and any("failure" in result for result in outcomes.values()):
+    if log is not None and not verbose() and any("failure" in outcomes[name] for name in todo):
         show_log_tail(log)  # (verbose: it is on the console already)
-    return outcomes
+    return {name: outcomes[name] for name in datasets}
 
 
 def generate_line(cell: Cell, outcome: dict) -> str:
@@ -524,6 +579,11 @@ def generate_line(cell: Cell, outcome: dict) -> str:
     if "failure" in outcome:
         failure = outcome["failure"]
         return f"generate {cell}: FAILED ({failure['error_type']}: {failure['message']})"
+    if outcome.get("up_to_date"):
+        return (
+            f"generate {cell}: up to date ({outcome['samples']} samples, {outcome['requests']} requests "
+            "generated earlier from the same inputs)"
+        )
     cache = outcome.get("cache")
     parts = [f"{outcome['samples']} samples", f"{outcome['requests']} requests"]
     if cache is not None:
@@ -534,90 +594,30 @@ def generate_line(cell: Cell, outcome: dict) -> str:
     parts.append(f"{seconds:.1f} s" + (f" (model load {load:.1f} s)" if load else ""))
     tokens = outcome.get("generated_tokens") or 0
     if tokens and seconds - load > 0:
-        parts.append(f"{_rate(tokens / (seconds - load))} tokens/s")
+        parts.append(f"{rate(tokens / (seconds - load))} tokens/s")
     line = f"generate {cell}: " + ", ".join(parts)
     return line + (f"; engine log {outcome['log']}" if outcome.get("log") else "")
 
 
-class _Batched:
-    """Progress events added up and passed on at most every 0.1 s (at once when work is added or the
-    engine has loaded): a message per request would cost the engine time."""
-
-    def __init__(self, send: Callable[[Progress], None], interval: float = 0.1):
-        self.send = send
-        self.interval = interval
-        self.pending: Progress | None = None
-        self.last = 0.0
-
-    def __call__(self, event: Progress) -> None:
-        if self.pending is not None and self.pending.dataset != event.dataset:
-            self.flush()
-        self.pending = event if self.pending is None else self.pending.plus(event)
-        if event.total or event.loaded or time.monotonic() - self.last >= self.interval:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pending is not None:
-            self.send(self.pending)
-            self.pending = None
-        self.last = time.monotonic()
-
-
-class _LiveBar:
-    """The parent's bar for one model x preset (one engine): per dataset, requests answered (cache hits at
-    once), and the engine's speed once it has loaded: tokens/s, or requests/s for log-likelihoods."""
-
-    FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
-
-    def __init__(self, label: str):
-        self.label = label
-        self.enabled = progress_enabled()
-        self.bar = None
-        self.dataset: str | None = None
-        self.loaded = False
-        self.tokens = self.answered = 0  # by the engine, since `since`
-        self.since = 0.0
-
-    def __call__(self, event: Progress | None) -> None:
-        if not self.enabled:
-            return
-        if event is None:  # nothing new: the clock still moves
-            if self.bar is not None:
-                self.bar.refresh()
-            return
-        if event.dataset != self.dataset:
-            self.close()
-            self.dataset = event.dataset
-            label = f"{self.label} x {event.dataset}"
-            self.bar = progress_bar(event.total, label, unit="req", bar_format=self.FORMAT)
-            self.tokens = self.answered = 0
-            self.since = time.monotonic()
-        else:
-            self.bar.total += event.total
-        if event.loaded:
-            self.loaded, self.since = True, time.monotonic()
-        elif self.loaded:
-            self.answered += event.done
-        self.tokens += event.tokens
-        self.bar.update(event.done)
-        self.bar.set_postfix_str(self._speed(), refresh=False)
-        self.bar.refresh()
-
-    def _speed(self) -> str:
-        if not self.loaded:
-            return "loading the model" if self.bar.n < self.bar.total else ""
-        elapsed = time.monotonic() - self.since
-        if self.tokens and elapsed > 0:
-            return f"{_rate(self.tokens / elapsed)} tokens/s"
-        if self.answered and elapsed > 0:
-            return f"{_rate(self.answered / elapsed)} requests/s"
-        return ""
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def _rate(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+def generate_pipeline_cells(
+    params: Params, model: str, preset: str, only: Sequence[str] = (), layout: Layout = PIPELINE
+) -> dict[str, dict]:
+    """The generate stage: every dataset of the run (or `only` these) for one model x preset, one engine
+    load. A full run also removes the files of datasets no longer in the run, since the stage's output
+    is the model x preset folder."""
+    params.model(model)  # an unknown name is a one-line error before anything starts
+    params.preset(preset)
+    names = list(only) or list(params.run.datasets)
+    datasets = {}
+    for name in names:
+        records, info = read_dataset(DATASETS_DIR, name)
+        datasets[name] = (pick_samples(params, name, records), info)
+    outcomes = generate_isolated(
+        params, model, preset, datasets, layout, params.engine.name, f"generate@{model}-{preset}"
+    )
+    if not only:
+        folder = layout.generations / model / preset
+        for path in folder.glob("*.json*"):
+            if path.name.removesuffix(".jsonl").removesuffix(".meta.json") not in datasets:
+                path.unlink()
+    return outcomes

@@ -25,7 +25,7 @@ def main(
     if not PIPELINE.meta(cell).is_file():
         raise QwenPipeError(
             f"{PIPELINE.meta(cell)} not found",
-            f"run generate first: dvc repro generate@{model}-{preset}-{dataset}",
+            f"run generate first: dvc repro generate@{model}-{preset}",
         )
     result, seconds = score_and_write(task, records, PIPELINE, cell, params.score.flush_every)
     typer.echo(score_line(cell, result, seconds))

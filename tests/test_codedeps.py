@@ -21,6 +21,8 @@ from qwen_pipe.codedeps import (
     check_dvc_deps,
     closure,
     expected_code_deps,
+    files_sha256,
+    generation_code_sha256,
     relative,
     task_code,
     task_code_sha256,
@@ -74,12 +76,25 @@ def test_generation_depends_on_the_requests_not_on_task_or_scorer_code():
         d.startswith(("qwen_pipe/tasks", "qwen_pipe/scoring", "qwen_pipe/sandbox")) for d in deps
     ), deps
     assert "qwen_pipe/score.py" not in deps
-    assert (
-        "data/datasets/${item.dataset}.meta.json" in STAGES["generate"]["deps"]
-    )  # the requests' fingerprint
+    assert "data/datasets" in STAGES["generate"]["deps"]  # records and the requests' fingerprint
     assert (
         "qwen_pipe/engines" in deps and "qwen_pipe/generate.py" in deps and "qwen_pipe/prompting.py" in deps
     )
+
+
+def test_a_kept_generation_cell_was_made_by_the_code_the_stage_depends_on():
+    """The generate stage keeps a cell whose inputs digest is unchanged; the digest's code part must cover
+    every file DVC reruns the stage for, or a code fix would leave cells made by the old code."""
+    files = set()
+    for dep in deps_of("generate"):
+        path = ROOT / dep
+        files |= {f for f in path.rglob("*.py")} if path.is_dir() else {path}
+    files.discard(ROOT / "stages/generate.py")
+    hashed = closure(
+        [ROOT / "qwen_pipe/generate.py"], enter=lambda name: not name.startswith("qwen_pipe.tasks")
+    )
+    assert {relative(f) for f in files} == {relative(f) for f in hashed}
+    assert generation_code_sha256() == files_sha256(hashed)
 
 
 def test_scoring_depends_on_the_scorer_and_not_on_engine_code():

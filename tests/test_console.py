@@ -13,8 +13,8 @@ import time
 import pytest
 
 from qwen_pipe.cells import Cell
-from qwen_pipe.console import start_log
-from qwen_pipe.generate import Progress, _Batched, _LiveBar, generate_line
+from qwen_pipe.console import BatchedProgress, LiveBar, Progress, start_log
+from qwen_pipe.generate import generate_line
 from qwen_pipe.isolation import run_isolated
 from qwen_pipe.score import score_line
 
@@ -89,7 +89,7 @@ def test_a_crash_is_a_failure_and_its_output_is_in_the_log(tmp_path, monkeypatch
 
 def test_progress_is_batched_but_nothing_is_lost():
     sent = []
-    batched = _Batched(sent.append, interval=60)
+    batched = BatchedProgress(sent.append, interval=60)
     batched(Progress("a", total=5))  # added work goes out at once
     for _ in range(5):
         batched(Progress("a", done=1, tokens=7))
@@ -100,7 +100,7 @@ def test_progress_is_batched_but_nothing_is_lost():
 
 def test_the_bar_shows_requests_and_tokens_per_second(capfd, monkeypatch):
     monkeypatch.setenv("QWEN_PIPE_PROGRESS", "1")
-    bar = _LiveBar("generate tiny_small x balanced")
+    bar = LiveBar("generate tiny_small x balanced")
     bar(Progress("gsm8k", total=4, done=1))  # one cache hit
     assert "1/4 [00:00, loading the model]" in capfd.readouterr().err
     bar(Progress("gsm8k", loaded=True))
@@ -120,7 +120,7 @@ def test_the_bar_shows_requests_and_tokens_per_second(capfd, monkeypatch):
 @pytest.mark.parametrize("setting", ["0", ""])
 def test_no_bar_when_disabled_or_not_a_terminal(capfd, monkeypatch, setting):
     monkeypatch.setenv("QWEN_PIPE_PROGRESS", setting)  # "" and stderr captured: not a terminal
-    bar = _LiveBar("generate")
+    bar = LiveBar("generate")
     bar(Progress("gsm8k", total=2, done=2, tokens=9))
     bar.close()
     assert capfd.readouterr().err == ""

@@ -211,10 +211,60 @@ def test_a_toy_engine_runs_through_generate_and_score(toy, tmp_path, monkeypatch
     generated = read_jsonl(layout.generation(Cell("toy_base", "balanced", "gsm8k")))
     assert {r["text"] for record in generated for r in record["responses"]} == {ANSWER}
 
-    # the response cache is keyed by the toy's output identity: a second run loads nothing
+    # a second run with the same inputs keeps every file as it is and loads nothing
+    files = {p: p.read_bytes() for p in layout.generations.rglob("*.json*")}
+    again = generate_isolated(params, "toy_base", "balanced", datasets, layout, "toy", LOG)
+    assert toy.loads == 1 and all(outcome.get("up_to_date") for outcome in again.values()), again
+    assert {p: p.read_bytes() for p in layout.generations.rglob("*.json*")} == files
+    # with the files gone, the response cache (keyed by the toy's output identity) answers: still no load
+    for path in files:
+        path.unlink()
     again = generate_isolated(params, "toy_base", "balanced", datasets, layout, "toy", LOG)
     assert toy.loads == 1
     assert all(outcome["cache"]["misses"] == 0 for outcome in again.values()), again
+
+
+def test_a_kept_cell_is_one_whose_inputs_and_records_are_unchanged(toy, tmp_path, monkeypatch):
+    """generate keeps a cell's files only when nothing it depends on changed: edited or truncated records,
+    another sample subset, other settings, another engine identity or an earlier failure make it again."""
+    from qwen_pipe.fetch import load_records
+    from qwen_pipe.generate import generate_isolated
+    from qwen_pipe.io import read_json, write_json
+    from qwen_pipe.tasks.common.registry import get_task
+
+    monkeypatch.setenv(LOG_DIR_ENV, str(tmp_path / "logs"))
+    params = toy_params()
+    layout = output_layout(tmp_path / "out", tmp_path / "cache")
+    records, info = load_records(get_task("gsm8k"), "embedded", None)
+    datasets = {"gsm8k": (records, asdict(info))}
+    cell = Cell("toy_base", "balanced", "gsm8k")
+
+    def run(p=params, d=datasets) -> dict:
+        return generate_isolated(p, "toy_base", "balanced", d, layout, "toy", LOG)["gsm8k"]
+
+    assert "cache" in run()
+    assert run().get("up_to_date")
+    generated = layout.generation(cell)
+
+    generated.write_text(generated.read_text().replace("answer is 42", "answer is 43"))  # a hand edit
+    assert not run().get("up_to_date") and "answer is 43" not in generated.read_text()
+    generated.write_text(generated.read_text().splitlines()[0] + "\n")  # cut short
+    assert not run().get("up_to_date") and len(generated.read_text().splitlines()) == len(records)
+    assert run().get("up_to_date")
+
+    assert not run(d={"gsm8k": (records[:-1], asdict(info))}).get("up_to_date")  # another subset
+    assert not run().get("up_to_date")
+    seeded = params.model_copy(update={"generate": params.generate.model_copy(update={"seed": 7})})
+    assert not run(p=seeded).get("up_to_date")  # other sampling
+    edited = {"gsm8k": (records, {**asdict(info), "sha256": "0" * 64})}  # other records under the same ids
+    assert not run(d=edited).get("up_to_date")
+    assert not run().get("up_to_date")
+    assert run(d={"gsm8k": (records, {**asdict(info), "origin": "/elsewhere"})}).get("up_to_date")  # a path
+
+    meta = read_json(layout.meta(cell))
+    write_json(layout.meta(cell), {**meta, "failure": {"error_type": "EngineCrash", "message": "died"}})
+    assert not run().get("up_to_date")  # a failure is never kept
+    assert toy.loads == 2  # the first run and the other seed's; every other remake came from the cache
 
 
 # --- a bad engine name in params.yaml ends in one line, where engines are resolved -----------------------
