@@ -239,7 +239,9 @@ def _run_requests(params) -> dict[str, dict]:
 
 @app.command()
 def profile(
-    name: str = typer.Argument(..., help="a profile of params.yaml `profiles`"),
+    name: str = typer.Argument(
+        ..., help="a profile: embedded, h100 (qwen_pipe/profiles.yaml) or one of params.yaml `profiles`"
+    ),
     params_path: Path = ParamsOption,
 ) -> None:
     """Switch params.yaml to a profile (e.g. embedded, h100): writes the profile's values, keeps comments."""
@@ -253,10 +255,20 @@ def profile(
 def dvc_deps(
     write: bool = typer.Option(False, "--write", help="rewrite the code deps in dvc.yaml (other deps kept)"),
     check: bool = typer.Option(False, "--check", help="exit 2 when dvc.yaml disagrees (the default)"),
+    prune_lock: bool = typer.Option(
+        False, "--prune-lock", help="drop dvc.lock entries of stages dvc.yaml no longer defines"
+    ),
 ) -> None:
     """Compare every stage's code deps in dvc.yaml with the files its code imports (static import closure)."""
+    from qwen_pipe import codedeps
     from qwen_pipe.codedeps import DVC_FILE, check_dvc_deps, write_dvc_deps
 
+    if prune_lock:
+        dropped = codedeps.prune_lock()
+        typer.echo(
+            f"dvc.lock: {len(dropped)} stale stage(s) dropped{': ' + ', '.join(dropped) if dropped else ''}"
+        )
+        return
     if write:
         changed = write_dvc_deps()
         typer.echo(
@@ -271,7 +283,7 @@ def dvc_deps(
             f"{len(problems)} stage(s) of dvc.yaml declare other code than they import",
             "run `qwen-pipe dvc-deps --write` and commit dvc.yaml",
         )
-    typer.echo(f"{DVC_FILE.name}: every stage's code deps are its import closure")
+    typer.echo(f"{DVC_FILE.name}: every stage depends on its code manifest")
 
 
 @app.command()

@@ -8,8 +8,9 @@ task module is added explicitly, and a task module imports no other task module,
 code is exactly its own module plus shared layers. Engines are found at run time too (the engine registry
 imports every module of its package, `DISCOVERS`): that module counts as importing all of them.
 
-`qwen-pipe dvc-deps --check` compares every stage's code deps in dvc.yaml with these closures; the
-score cache keys every score by `task_code_sha256`, the hash of the same files.
+The `code` stage writes each stage's closure, file by file with its hash, to a manifest in data/code/, and
+each stage depends on its manifest (`qwen-pipe dvc-deps --check` proves dvc.yaml says so); the score
+cache keys every score by `task_code_sha256`, the hash of the same files.
 """
 
 from __future__ import annotations
@@ -214,46 +215,132 @@ def _compress(paths: set[Path]) -> list[str]:
     return sorted(relative(p) for p in chosen)
 
 
-def expected_code_deps(stage: str, definition: dict) -> list[str]:
-    """The code deps a stage must declare: its script's import closure (see the module docstring)."""
-    body, item = _stage_body(definition)
-    tasks_package = PACKAGE_DIR / "tasks"
+# Stages with a dataset axis (a cell per dataset of the run): one manifest per task, with only its module.
+DATASET_STAGES = {"fetch", "score"}
+STAGES_DIR = ROOT / "stages"
+
+
+def _files(stage: str, dataset: str | None = None) -> set[Path]:
+    """The files a stage's cell runs: the import closure of stages/<stage>.py (see the module docstring)."""
+    script = STAGES_DIR / f"{stage}.py"
     if stage in VIA_REQUESTS:
-        files = closure([_script(body)], enter=lambda name: not name.startswith(TASKS_PACKAGE))
-        return _compress(files)
-    files = closure([_script(body)])
+        return closure([script], enter=lambda name: not name.startswith(TASKS_PACKAGE))
+    files = closure([script])
     if PACKAGE_DIR / "tasks" / "common" / "registry.py" not in files:  # loads no task by name
-        return _compress(files)
+        return files
     modules = set(task_modules().values())
     shared = set().union(*(task_code(d) for d in task_modules())) - modules
-    if item is None:  # may load any task
-        return _compress(files | shared | modules)
-    return [*_compress((files | shared) - modules), f"{relative(tasks_package)}/{item}.py"]
+    if stage not in DATASET_STAGES:  # may load any task
+        return files | shared | modules
+    return ((files | shared) - modules) | ({task_module(dataset)} if dataset else set())
+
+
+def expected_code_deps(stage: str) -> list[str]:
+    """What a stage's code manifest covers, folders named once, `qwen_pipe/tasks/${item}.py` for the
+    dataset's own module: for people and tests to read."""
+    files = _compress(_files(stage))
+    return [*files, f"{PACKAGE}/tasks/${{item}}.py"] if stage in DATASET_STAGES else files
+
+
+# Every stage depends on one manifest of its code (data/code/<stage>[@<dataset>].json: each file of its
+# closure and its hash), written by the `code` stage, instead of naming each file: DVC checks a file
+# dependency in every stage on every `dvc repro` (about 30 per stage here), and a folder of manifests
+# is checked once. A manifest changes exactly when a file of its closure does, so the same stages rerun.
+# The code stage reads only code (DVC refuses dvc.yaml as a dependency): a manifest per script in
+# stages/, per task for DATASET_STAGES; check_dvc_deps proves dvc.yaml agrees.
+MANIFEST_DIR = "data/code"
+CODE_STAGE = "code"
+CODE_STAGE_DEPS = ["qwen_pipe", "stages"]
+
+
+def manifest_dep(stage: str, item: str | None) -> str:
+    return f"{MANIFEST_DIR}/{stage}{'@' + item if item else ''}.json"
+
+
+def manifests() -> dict[str, dict]:
+    """file name -> manifest, for every stage script and, for DATASET_STAGES, every task."""
+    _leaf_check()
+    found = {}
+    for script in sorted(STAGES_DIR.glob("*.py")):
+        stage = script.stem
+        if stage == CODE_STAGE:
+            continue
+        for dataset in sorted(task_modules()) if stage in DATASET_STAGES else [None]:
+            files = sorted(_files(stage, dataset))
+            found[manifest_dep(stage, dataset).rsplit("/", 1)[1]] = {
+                "stage": stage,
+                "dataset": dataset,
+                "files": {relative(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files},
+            }
+    return found
+
+
+def write_manifests(folder: Path = ROOT / MANIFEST_DIR) -> list[str]:
+    """The code stage: every manifest written (others in the folder removed); the names that changed."""
+    import json
+
+    from qwen_pipe.io import atomic_write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = manifests()
+    changed = []
+    for name, manifest in wanted.items():
+        text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+        path = folder / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            atomic_write_text(path, text)
+            changed.append(name)
+    for path in folder.glob("*.json"):
+        if path.name not in wanted:
+            path.unlink()
+            changed.append(path.name)
+    return sorted(changed)
+
+
+def _code_deps(body: dict) -> list[str]:
+    return [str(d) for d in body.get("deps", []) if str(d).startswith(CODE_PREFIXES)]
 
 
 def check_dvc_deps(dvc_file: Path = DVC_FILE) -> list[str]:
-    """One line per stage whose code deps differ from its closure (empty: all agree)."""
+    """One line per stage whose deps do not go through its code manifest (empty: all do)."""
     import yaml
 
     _leaf_check()
     stages = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["stages"]
     problems = []
+    if CODE_STAGE not in stages:
+        problems.append(f"no `{CODE_STAGE}` stage: nothing writes the code manifests ({MANIFEST_DIR}/)")
     for name, definition in stages.items():
-        body, _ = _stage_body(definition)
-        declared = {str(d) for d in body.get("deps", []) if str(d).startswith(CODE_PREFIXES)}
-        expected = set(expected_code_deps(name, definition))
-        missing, extra = sorted(expected - declared), sorted(declared - expected)
-        if missing or extra:
-            parts = [f"missing {', '.join(missing)}"] if missing else []
-            parts += [f"not imported {', '.join(extra)}"] if extra else []
+        body, item = _stage_body(definition)
+        deps = [str(d) for d in body.get("deps", [])]
+        if name == CODE_STAGE:
+            if deps != CODE_STAGE_DEPS:
+                problems.append(f"{name}: deps must be {CODE_STAGE_DEPS} (every file a manifest can name)")
+            continue
+        manifest = manifest_dep(name, item if name not in VIA_REQUESTS else None)
+        parts = [f"missing {manifest}"] if manifest not in deps else []
+        if _script(body) != STAGES_DIR / f"{name}.py":
+            parts.append(
+                f"runs {relative(_script(body))}: a stage runs stages/{name}.py (its manifest's root)"
+            )
+        if (item is not None and name not in VIA_REQUESTS) != (name in DATASET_STAGES):
+            parts.append(
+                f"its dataset axis disagrees with codedeps.DATASET_STAGES ({sorted(DATASET_STAGES)})"
+            )
+        if _code_deps(body):
+            parts.append(f"names code files ({', '.join(_code_deps(body))}): its manifest covers them")
+        stale = [d for d in deps if d.startswith(MANIFEST_DIR + "/") and d != manifest]
+        if stale:
+            parts.append(f"another stage's manifest {', '.join(stale)}")
+        if name in VIA_REQUESTS and VIA_REQUESTS[name] not in deps:
+            parts.append(f"missing {VIA_REQUESTS[name]} (the requests its task code makes)")
+        if parts:
             problems.append(f"{name}: {'; '.join(parts)}")
-        if name in VIA_REQUESTS and VIA_REQUESTS[name] not in body.get("deps", []):
-            problems.append(f"{name}: missing {VIA_REQUESTS[name]} (the requests its task code makes)")
     return problems
 
 
 def write_dvc_deps(dvc_file: Path = DVC_FILE) -> list[str]:
-    """Rewrite every stage's code deps as its closure (comments and other deps kept); the stages changed."""
+    """Make every stage depend on its code manifest (other deps kept); the stages changed."""
     from ruamel.yaml import YAML
 
     _leaf_check()
@@ -264,15 +351,61 @@ def write_dvc_deps(dvc_file: Path = DVC_FILE) -> list[str]:
     document = yaml.load(dvc_file.read_text(encoding="utf-8"))
     changed = []
     for name, definition in document["stages"].items():
-        body, _ = _stage_body(definition)
+        if name == CODE_STAGE:
+            continue
+        body, item = _stage_body(definition)
         deps = body.get("deps", [])
-        code = expected_code_deps(name, definition)
-        others = [d for d in deps if not str(d).startswith(CODE_PREFIXES)]
+        manifest = manifest_dep(name, item if name not in VIA_REQUESTS else None)
+        others = [
+            d
+            for d in deps
+            if not str(d).startswith(CODE_PREFIXES) and not str(d).startswith(MANIFEST_DIR + "/")
+        ]
         if name in VIA_REQUESTS and VIA_REQUESTS[name] not in others:
             others.insert(0, VIA_REQUESTS[name])
-        if [str(d) for d in deps] != [*code, *map(str, others)]:
-            deps[:] = [*code, *others]
+        if [str(d) for d in deps] != [manifest, *map(str, others)]:
+            deps[:] = [manifest, *others]
             changed.append(name)
     with dvc_file.open("w", encoding="utf-8") as handle:
         yaml.dump(document, handle)
     return changed
+
+
+LOCK_FILE = ROOT / "dvc.lock"
+
+
+def stale_lock_entries(lock_file: Path = LOCK_FILE) -> list[str]:
+    """Stages recorded in dvc.lock that dvc.yaml, with the current params, no longer defines: DVC keeps them
+    (a renamed matrix, a dropped model), and every `dvc repro` parses them again."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    if not lock_file.is_file():
+        return []
+    listed = subprocess.run(
+        [sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
+        cwd=lock_file.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    locked = (yaml.safe_load(lock_file.read_text(encoding="utf-8")) or {}).get("stages", {})
+    return sorted(set(locked) - set(listed))
+
+
+def prune_lock(lock_file: Path = LOCK_FILE) -> list[str]:
+    """Drop the stale entries of dvc.lock (stale_lock_entries); the stages dropped."""
+    from ruamel.yaml import YAML
+
+    stale = stale_lock_entries(lock_file)
+    if stale:
+        yaml = YAML()
+        yaml.width = 4096
+        document = yaml.load(lock_file.read_text(encoding="utf-8"))
+        for name in stale:
+            del document["stages"][name]
+        with lock_file.open("w", encoding="utf-8") as handle:
+            yaml.dump(document, handle)
+    return stale

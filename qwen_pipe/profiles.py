@@ -1,4 +1,7 @@
-"""Profiles: named sets of params.yaml values (embedded, h100, ...) written into the file on request."""
+"""Profiles: named sets of params.yaml values (embedded, h100, ...) written into the file on request.
+
+The shipped ones are in profiles.yaml beside this module; a `profiles:` block in params.yaml adds its own.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,16 @@ import copy
 from pathlib import Path
 
 from qwen_pipe.errors import QwenPipeError, unknown_name
+
+SHIPPED = Path(__file__).with_name("profiles.yaml")
+
+
+def profiles(document: dict) -> dict[str, dict]:
+    """The shipped profiles, with those of params.yaml (`document`) added or replacing them by name."""
+    from ruamel.yaml import YAML
+
+    shipped = YAML().load(SHIPPED.read_text(encoding="utf-8"))["profiles"]  # flow lists stay flow lists
+    return {**shipped, **(document.get("profiles") or {})}
 
 
 def _merge(target, values: dict, prefix: str, changed: list[str]) -> None:
@@ -32,11 +45,11 @@ def apply_profile(path: Path, name: str) -> list[str]:
     if not path.is_file():
         raise QwenPipeError(f"{path} not found", "run from the repository root")
     document = yaml.load(path.read_text(encoding="utf-8"))
-    profiles = document.get("profiles") or {}
-    if name not in profiles:
-        raise unknown_name("profile", name, list(profiles))
+    known = profiles(document)
+    if name not in known:
+        raise unknown_name("profile", name, list(known))
     changed: list[str] = []
-    _merge(document, dict(profiles[name]), "", changed)
+    _merge(document, dict(known[name]), "", changed)
     if document.get("profile") != name:
         document["profile"] = name
         changed.insert(0, "profile")

@@ -39,8 +39,8 @@ lists the package's modules, so nothing else registers it. What several datasets
 - The prompt (`prompt` and `sampling`, or `query`, `choices` and `gold` for multiple choice), `gold_output`
   (what the oracle answers), `score`, the metrics, and `published_setting` and `prompt_format` for this page.
 
-Then give it an entry under `tasks:` in params.yaml to run it, regenerate this page and dvc.yaml's code
-deps (`qwen-pipe dvc-deps --write`), and pin its records, ids and requests in
+Then give it an entry under `tasks:` in params.yaml to run it, regenerate this page (the `code` stage
+writes its fetch and score manifests by itself), and pin its records, ids and requests in
 `tests/data/task_sources.json` (`python tests/test_task_sources.py --write`). `tests/test_toy_task.py`
 declares a toy dataset in a few lines and runs it through fetch, generate (oracle) and score.
 """

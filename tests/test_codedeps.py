@@ -8,6 +8,8 @@ import closures, and the closures to what the layers may see.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -36,10 +38,10 @@ STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
 def deps_of(stage: str) -> list[str]:
-    return expected_code_deps(stage, STAGES[stage])
+    return expected_code_deps(stage)
 
 
-def test_every_stage_of_dvc_yaml_declares_its_import_closure():
+def test_every_stage_of_dvc_yaml_depends_on_its_code_manifest():
     assert check_dvc_deps() == []
 
 
@@ -47,27 +49,97 @@ def test_the_cli_check_passes():
     cli = Path(sys.executable).parent / "qwen-pipe"
     done = subprocess.run([str(cli), "dvc-deps", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "every stage's code deps are its import closure" in done.stdout
+    assert "every stage depends on its code manifest" in done.stdout
+
+
+SCORE_MANIFEST = "data/code/score@${item.dataset}.json"
 
 
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda deps: deps.remove("qwen_pipe/score.py"), "score: missing qwen_pipe/score.py"),
-        (lambda deps: deps.append("qwen_pipe/report.py"), "score: not imported qwen_pipe/report.py"),
+        (lambda s: s["score"]["deps"].remove(SCORE_MANIFEST), f"score: missing {SCORE_MANIFEST}"),
         (
-            lambda deps: deps.remove("qwen_pipe/tasks/${item.dataset}.py"),
-            "missing qwen_pipe/tasks/${item.dataset}.py",
+            lambda s: s["score"]["deps"].append("qwen_pipe/report.py"),
+            "score: names code files (qwen_pipe/report.py)",
+        ),
+        (
+            lambda s: s["score"]["deps"].__setitem__(0, "data/code/generate.json"),
+            "another stage's manifest data/code/generate.json",
+        ),
+        (lambda s: s.pop("code"), "no `code` stage"),
+        (lambda s: s["code"]["deps"].remove("stages"), "code: deps must be"),
+        (lambda s: s["generate"]["deps"].remove("data/datasets"), "generate: missing data/datasets"),
+        (
+            lambda s: s["scale"].update(cmd="python stages/report.py"),
+            "scale: runs stages/report.py: a stage runs stages/scale.py",
+        ),
+        (
+            lambda s: s["score"]["matrix"].pop("dataset"),
+            "score: missing data/code/score.json; its dataset axis disagrees",
         ),
     ],
 )
 def test_a_missing_or_extra_dep_is_reported(tmp_path, edit, expected):
     document = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    edit(document["stages"]["score"]["deps"])
+    edit(document["stages"])
     broken = tmp_path / "dvc.yaml"
     broken.write_text(yaml.safe_dump(document))
     problems = check_dvc_deps(broken)
     assert len(problems) == 1 and expected in problems[0], problems
+
+
+def test_write_dvc_deps_repairs_what_check_finds(tmp_path):
+    document = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    document["stages"]["score"]["deps"] = ["qwen_pipe/score.py", "data/code/generate.json", "data/datasets"]
+    document["stages"]["generate"]["deps"].remove("data/datasets")
+    broken = tmp_path / "dvc.yaml"
+    broken.write_text(yaml.safe_dump(document))
+    assert set(codedeps.write_dvc_deps(broken)) == {"score", "generate"}
+    assert check_dvc_deps(broken) == []
+    assert yaml.safe_load(broken.read_text())["stages"]["score"]["deps"] == [SCORE_MANIFEST, "data/datasets"]
+
+
+def test_each_manifest_names_its_stages_closure_with_each_files_hash(tmp_path):
+    """A manifest changes exactly when a file of its stage's closure does: that is what reruns a stage."""
+    written = tmp_path / "code"
+    changed = codedeps.write_manifests(written)
+    assert len(changed) == len(list(written.glob("*.json"))) == len(codedeps.manifests())
+    assert codedeps.write_manifests(written) == []  # a second run changes nothing: no stage reruns
+    score = json.loads((written / "score@gsm8k.json").read_text())["files"]
+    assert "qwen_pipe/tasks/gsm8k.py" in score and "qwen_pipe/tasks/math500.py" not in score
+    assert "qwen_pipe/scoring/extract.py" in score and "stages/score.py" in score
+    assert (
+        score["qwen_pipe/score.py"] == hashlib.sha256((ROOT / "qwen_pipe/score.py").read_bytes()).hexdigest()
+    )
+    generate = json.loads((written / "generate.json").read_text())["files"]
+    assert not any(f.startswith("qwen_pipe/tasks/") and f.count("/") == 2 for f in generate)
+    validate = json.loads((written / "validate.json").read_text())["files"]
+    assert "qwen_pipe/validation.py" in validate and "qwen_pipe/tasks/gsm8k.py" not in validate  # sizes only
+    # every dataset of every dataset-axis stage has one, so any run.datasets finds its manifest
+    assert {f"fetch@{d}.json" for d in task_modules()} <= {p.name for p in written.glob("fetch@*.json")}
+    (written / "score@gone.json").write_text("{}")  # a dataset that no longer exists
+    assert (
+        codedeps.write_manifests(written) == ["score@gone.json"]
+        and not (written / "score@gone.json").exists()
+    )
+
+
+def test_an_edit_changes_exactly_the_manifests_whose_closure_holds_the_file(tmp_path, monkeypatch):
+    before = codedeps.manifests()
+    target = ROOT / "qwen_pipe/tasks/gsm8k.py"
+    original = Path.read_bytes
+
+    def edited(path: Path) -> bytes:
+        data = original(path)
+        return data + b"\n# edit\n" if path == target else data
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    after = codedeps.manifests()
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {name for name in before if "qwen_pipe/tasks/gsm8k.py" in before[name]["files"]}
+    assert changed == {"fetch@gsm8k.json", "score@gsm8k.json"}
+    assert not changed & {"generate.json", "score@math500.json", "fetch@math500.json", "coverage.json"}
 
 
 def test_generation_depends_on_the_requests_not_on_task_or_scorer_code():
@@ -102,7 +174,7 @@ def test_scoring_depends_on_the_scorer_and_not_on_engine_code():
     engines = {"vllm_engine.py", "transformers_engine.py", "openai_engine.py", "oracle.py", "registry.py"}
     assert not any(d.startswith("qwen_pipe/engines/") and d.rsplit("/", 1)[1] in engines for d in deps), deps
     assert "qwen_pipe/engines" not in deps and "qwen_pipe/generate.py" not in deps
-    for needed in ("qwen_pipe/score.py", "qwen_pipe/scoring", "qwen_pipe/tasks/${item.dataset}.py"):
+    for needed in ("qwen_pipe/score.py", "qwen_pipe/scoring", "qwen_pipe/tasks/${item}.py"):
         assert needed in deps, needed
     assert any(d.startswith("qwen_pipe/sandbox") for d in deps)  # code tasks run in it
 
@@ -164,7 +236,22 @@ def test_a_task_module_importing_another_is_refused(monkeypatch):
         check_dvc_deps()
 
 
-def test_no_code_dep_is_an_empty_file():
-    """DVC warns once per cell for every empty dep ("... is empty"): a package __init__ says what it holds."""
-    deps = {d for stage in STAGES for d in deps_of(stage) if d.endswith(".py") and "$" not in d}
-    assert [d for d in sorted(deps) if not (ROOT / d).read_text().strip()] == []
+def test_the_committed_lock_records_only_stages_that_exist():
+    """DVC keeps the entries of stages that are gone (a renamed matrix): every no-op repro parses them."""
+    assert codedeps.stale_lock_entries() == []
+
+
+def test_prune_lock_drops_only_the_stages_that_are_gone(tmp_path):
+    for name in ("dvc.yaml", "params.yaml", "dvc.lock"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True, capture_output=True
+    )
+    lock = tmp_path / "dvc.lock"
+    document = yaml.safe_load(lock.read_text())
+    kept = set(document["stages"])
+    document["stages"]["generate@tiny_small-balanced-gsm8k"] = {"cmd": "python stages/generate.py"}
+    lock.write_text(yaml.safe_dump(document))
+    assert codedeps.prune_lock(lock) == ["generate@tiny_small-balanced-gsm8k"]
+    assert set(yaml.safe_load(lock.read_text())["stages"]) == kept
+    assert codedeps.prune_lock(lock) == []

@@ -169,8 +169,9 @@ def cells(stage: str, dataset: str) -> set[str]:
 
 
 def test_a_task_module_edit_marks_exactly_its_datasets_cells(project):
-    """DVC deps follow the import closures: touching a task module marks its dataset's fetch (which
-    fingerprints the requests) and score cells, never another dataset's and never a generate cell."""
+    """DVC deps follow the import closures: touching a task module changes the code manifests of its
+    dataset's fetch (which fingerprints the requests) and score cells, never another dataset's and never
+    a generate cell. `dvc status` shows a code edit as the code stage until that has run."""
     datasets = yaml.safe_load((project / "params.yaml").read_text())["run"]["datasets"]
     assert changed_stages(project) == set()
     for dataset in datasets:
@@ -178,17 +179,22 @@ def test_a_task_module_edit_marks_exactly_its_datasets_cells(project):
         original = module.read_text()
         module.write_text(original + "\n# an edit\n")
         try:
+            assert changed_stages(project) == {"code"}, dataset
+            sh(project, "dvc", "repro", "code")
             assert changed_stages(project) == {f"fetch@{dataset}"} | cells("score", dataset), dataset
         finally:
             module.write_text(original)
+            sh(project, "dvc", "repro", "code")
     shared = project / "qwen_pipe/scoring/extract.py"  # answer extraction: a scorer-only layer
     original = shared.read_text()
     shared.write_text(original + "\n# an edit\n")
     try:
+        sh(project, "dvc", "repro", "code")
         changed = changed_stages(project)
         assert cells("score", "gsm8k") <= changed and not any(s.startswith("generate@") for s in changed)
     finally:
         shared.write_text(original)
+        sh(project, "dvc", "repro", "code")
     assert changed_stages(project) == set()
 
 
@@ -202,7 +208,7 @@ def test_a_scorer_change_regenerates_nothing_and_a_prompt_change_regenerates_its
     module.write_text(scorer_change)
     try:
         ran = set(stages_run(sh(project, "dvc", "repro").stdout))
-        assert ran == {"fetch@gsm8k", *cells("score", "gsm8k"), "scale", "report"}, ran
+        assert ran == {"code", "fetch@gsm8k", *cells("score", "gsm8k"), "scale", "report"}, ran
         for model in MODELS:
             doc = metrics(project, model, "gsm8k")
             assert doc["metrics"]["flexible_match"] == doc["metrics"]["strict_match"]  # the new scorer ran

@@ -41,3 +41,22 @@ def test_unknown_profile(tmp_path):
     shutil.copy(ROOT / "params.yaml", params)
     done = qwen_pipe("profile", "a100", "--params", str(params))
     assert done.returncode == 2 and "unknown profile 'a100'" in done.stderr and "h100" in done.stderr
+
+
+def test_a_profile_of_params_yaml_adds_to_and_replaces_the_shipped_ones(tmp_path):
+    params = tmp_path / "params.yaml"
+    text = (ROOT / "params.yaml").read_text()
+    assert "\nprofiles:" not in text  # DVC parses params.yaml once per stage: the shipped ones live apart
+    params.write_text(
+        text
+        + "profiles:\n"
+        + "  mine: {run: {models: [tiny_small], datasets: [gsm8k]}}\n"
+        + "  h100: {generate: {max_new_tokens: 64}}\n"
+    )
+    assert qwen_pipe("profile", "mine", "--params", str(params)).returncode == 0
+    mine = load_params(params)
+    assert mine.profile == "mine" and mine.run.models == ["tiny_small"] and mine.run.datasets == ["gsm8k"]
+    assert "models: [tiny_small]" in params.read_text()  # flow lists stay on one line
+    assert qwen_pipe("profile", "h100", "--params", str(params)).returncode == 0
+    assert load_params(params).generate.max_new_tokens == 64  # replaced by name: the shipped h100 is not used
+    assert load_params(params).run.models == ["tiny_small"]
