@@ -182,10 +182,8 @@ def test_generation_record_roundtrip_keeps_types():
 
 def test_params_file_is_left_intact_by_a_bad_profile(tmp_path):
     params = tmp_path / "params.yaml"
-    text = (ROOT / "params.yaml").read_text()
-    profile_line = "      datasets: [gsm8k, arc_easy, humaneval, ifeval]"  # the embedded profile's list
-    assert profile_line in text
-    text = text.replace(profile_line, "      datasets: [gsm9k]", 1)
+    # a profile of params.yaml replacing the shipped `embedded` by name, with a misspelt dataset
+    text = (ROOT / "params.yaml").read_text() + "profiles:\n  embedded: {run: {datasets: [gsm9k]}}\n"
     params.write_text(text)
     done = qwen_pipe("profile", "embedded", "--params", str(params))
     assert done.returncode == 2 and "gsm9k" in done.stderr
