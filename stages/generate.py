@@ -30,6 +30,9 @@ def main(
     ),
 ) -> None:
     outcomes = generate_pipeline_cells(load_params(), model, preset, dataset)
+    if all(outcome.get("up_to_date") for outcome in outcomes.values()):
+        typer.echo(f"generate {model} x {preset}: {len(outcomes)} datasets up to date (inputs unchanged)")
+        return
     for name, outcome in outcomes.items():
         line = generate_line(Cell(model, preset, name), outcome)
         if "failure" in outcome:
