@@ -62,11 +62,11 @@ def _print_table(header: list[str], rows: list[list]) -> None:
 
 @app.command()
 def models(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> None:
-    """The model registry: built-ins, params.yaml additions and tiny models."""
+    """The model registry: built-ins (base and post-trained), params.yaml additions and tiny models."""
     params = load_params(params_path)
     specs = [params.model(name) for name in params.model_names()]
     if as_json:
-        typer.echo(json.dumps([s.model_dump() for s in specs], indent=2))
+        typer.echo(json.dumps([{**s.model_dump(), "kind": s.kind} for s in specs], indent=2))
         return
     rows = []
     for s in specs:
@@ -74,6 +74,7 @@ def models(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> None
         rows.append(
             [
                 s.name,
+                s.kind,
                 s.hf_id,
                 s.family,
                 s.nominal_size,
@@ -89,6 +90,7 @@ def models(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> None
     _print_table(
         [
             "name",
+            "kind",
             "hf_id",
             "family",
             "size",
@@ -197,8 +199,9 @@ def datasets_summary(
 
 @app.command()
 def validate(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> None:
-    """Check every model x preset configuration (memory estimate against one 80 GB H100) and that every
-    prompt of the run plus its output budget fits the context of each preset that generates."""
+    """Check every model x preset configuration, base and post-trained (memory estimate against one 80 GB
+    H100), and that every prompt of the run plus its output budget fits the context of each preset that
+    generates."""
     from qwen_pipe.validation import validate_all
 
     params = load_params(params_path)
@@ -207,9 +210,17 @@ def validate(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> No
         typer.echo(json.dumps([c.as_dict() for c in checks], indent=2))
     else:
         _print_table(
-            ["model", "preset", "status", "estimate GiB", "budget GiB", "reason"],
+            ["model", "kind", "preset", "status", "estimate GiB", "budget GiB", "reason"],
             [
-                [c.model, c.preset, c.status, c.memory.total_gib, c.memory.budget_gib, "; ".join(c.reasons)]
+                [
+                    c.model,
+                    c.kind,
+                    c.preset,
+                    c.status,
+                    c.memory.total_gib,
+                    c.memory.budget_gib,
+                    "; ".join(c.reasons),
+                ]
                 for c in checks
             ],
         )

@@ -10,7 +10,7 @@ from qwen_pipe.config import GenerateParams, Params, Preset, ValidateParams, out
 from qwen_pipe.engines.registry import engine_info
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.io import read_json
-from qwen_pipe.models.spec import ModelSpec
+from qwen_pipe.models.spec import Kind, ModelSpec
 
 # Chat templates differ by model (Qwen2.5 adds a default system prompt; Qwen3 an empty think block): prompt
 # sizes are measured as ChatML (tasks/common/requests.py), and this many tokens are allowed on top.
@@ -55,6 +55,7 @@ class ConfigCheck:
     reasons: list[str] = field(default_factory=list)
     memory: MemoryEstimate | None = None
     fits: list[Fit] = field(default_factory=list)  # the run's datasets, for the presets that generate
+    kind: Kind = "post-trained"  # the model's (ModelSpec.kind): "base" or "post-trained"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -119,7 +120,7 @@ def check_configuration(
     else:
         notes.append(f"fits: {memory.total_gib} of {memory.budget_gib} GiB")
     status = "FAIL" if failures else "PASS"
-    return ConfigCheck(spec.name, preset_name, status, failures or notes, memory)
+    return ConfigCheck(spec.name, preset_name, status, failures or notes, memory, kind=spec.kind)
 
 
 def request_fit(
@@ -166,10 +167,29 @@ def configuration_checks(params: Params, models: list[str], presets: list[str]) 
     ]
 
 
+def thinking_note(spec: ModelSpec) -> str | None:
+    """Why a run with generate.thinking true does not think on this model (None: it does)."""
+    if not spec.chat:
+        return "thinking off: a base model (plain prompts, no chat template, no thinking budget)"
+    if not spec.supports_thinking:
+        return "thinking off: the model has no thinking mode (no thinking budget)"
+    return None
+
+
+def prompts_skipped(params: Params, model: str, preset: str) -> str | None:
+    """Why the prompts of the run are not checked against one model x preset (None: they are)."""
+    if model not in params.run.models:
+        return "prompts not checked: the model is not in run.models"
+    if preset not in params.generate.presets:
+        return "prompts not checked: the preset does not generate (not in generate.presets)"
+    return None
+
+
 def validate_all(params: Params, requests: dict[str, dict] | None = None) -> list[ConfigCheck]:
-    """Every registered model (built-in and params.yaml) under every preset; with `requests` (dataset ->
-    its fetch-time summary), also every prompt of the run's datasets for each model and preset that
-    generates."""
+    """Every registered model (built-in, base and post-trained, and params.yaml) under every preset, the
+    long_context one included; with `requests` (dataset -> its fetch-time summary), also every prompt of
+    the run's datasets for each model and preset that generates, and a note on every other configuration
+    saying why its prompts were not checked."""
     engine_info(params.engine.name)  # an unknown engine is a one-line error naming the known ones
     checks = []
     for name in params.model_names():
@@ -177,7 +197,8 @@ def validate_all(params: Params, requests: dict[str, dict] | None = None) -> lis
         for preset_name in params.presets:
             preset = params.preset_for(name, preset_name)
             check = check_configuration(spec, preset_name, preset, params.validate_)
-            if requests and name in params.run.models and preset_name in params.generate.presets:
+            skipped = prompts_skipped(params, name, preset_name) if requests else None
+            if requests and not skipped:
                 check.fits = [
                     request_fit(spec, preset, dataset, requests[dataset], params.generate)
                     for dataset in params.run.datasets
@@ -186,6 +207,10 @@ def validate_all(params: Params, requests: dict[str, dict] | None = None) -> lis
                 if misfits:
                     check.reasons = [*(r for r in check.reasons if check.status == "FAIL"), *misfits]
                     check.status = "FAIL"
+                elif check.status == "PASS" and params.generate.thinking and (note := thinking_note(spec)):
+                    check.reasons.append(note)
+            elif skipped and check.status == "PASS":
+                check.reasons.append(skipped)
             checks.append(check)
     return checks
 

@@ -47,6 +47,10 @@ def test_shipped_params_validate():
     assert {"qwen3_8b", "qwen3_14b", "qwen2.5_8b", "qwen2.5_14b", "qwen_8b", "qwen_14b"} <= set(
         params.model_names()
     )
+    assert {f"{name}_base" for name in ("qwen3_8b", "qwen3_14b", "qwen2.5_8b", "qwen2.5_14b")} <= set(
+        params.model_names()
+    )
+    assert {"qwen_8b_base", "qwen_14b_base"} <= set(params.model_names())
 
 
 def test_malformed_yaml_names_line(tmp_path):
@@ -142,10 +146,49 @@ def test_user_added_model_needs_no_code(tmp_path):
     assert params.model("my_qwen").hf_id == "/models/my-qwen"
 
 
+def test_a_user_base_model_cannot_claim_thinking(tmp_path):
+    from qwen_pipe.models.registry import BUILTIN_MODELS
+
+    data = edited()
+    data["model_registry"] = {
+        "my_base": {
+            **BUILTIN_MODELS["qwen3_8b_base"].model_dump(),
+            "name": "my_base",
+            "supports_thinking": True,
+        }
+    }
+    line = error_of(tmp_path, data)
+    assert "model_registry.my_base" in line and "supports_thinking needs chat" in line and "fix:" in line
+
+
 def test_preset_override_applies_only_to_its_model():
     params = load_params(ROOT / "params.yaml")
     assert params.preset_for("qwen_8b", "balanced").max_num_seqs == 20
     assert params.preset_for("qwen3_8b", "balanced").max_num_seqs == params.presets["balanced"].max_num_seqs
+
+
+@pytest.mark.parametrize("model", ["qwen_8b", "qwen_14b", "qwen_8b_base", "qwen_14b_base"])
+def test_qwen1_base_models_get_the_qwen1_overrides(model):
+    """Qwen-1 has no GQA, its base checkpoints neither: both get fewer sequences, the other presets are kept."""
+    params = load_params(ROOT / "params.yaml")
+    assert params.preset_for(model, "balanced").max_num_seqs == 20
+    assert params.preset_for(model, "performance").max_num_seqs == 40
+    for preset in ("memory_optimized", "long_context"):
+        assert params.preset_for(model, preset) == params.presets[preset]
+
+
+def test_every_base_model_runs_with_its_twins_presets():
+    """A base checkpoint has its post-trained twin's KV geometry: the same effective preset everywhere."""
+    from qwen_pipe.models.registry import BUILTIN_MODELS
+
+    params = load_params(ROOT / "params.yaml")
+    base = [name for name, spec in BUILTIN_MODELS.items() if spec.kind == "base"]
+    assert len(base) == 6
+    for name in base:
+        twin = name.removesuffix("_base")
+        assert BUILTIN_MODELS[twin].kind == "post-trained"
+        for preset in params.presets:
+            assert params.preset_for(name, preset) == params.preset_for(twin, preset), (name, preset)
 
 
 def test_the_cost_scaling_sweep_does_not_depend_on_the_runs_models_or_presets():

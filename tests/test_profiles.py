@@ -9,6 +9,7 @@ from qwen_pipe.config import load_params
 from support import ROOT, qwen_pipe
 
 SIX = ["qwen3_8b", "qwen3_14b", "qwen2.5_8b", "qwen2.5_14b", "qwen_8b", "qwen_14b"]
+TWELVE = [*SIX, *(f"{name}_base" for name in SIX)]  # the post-trained models, then their base checkpoints
 
 
 def test_switch_to_h100_and_back(tmp_path):
@@ -18,7 +19,7 @@ def test_switch_to_h100_and_back(tmp_path):
     done = qwen_pipe("profile", "h100", "--params", str(params))
     assert done.returncode == 0, done.stderr
     h100 = load_params(params)
-    assert h100.profile == "h100" and h100.run.models == SIX and len(h100.run.datasets) == 17
+    assert h100.profile == "h100" and h100.run.models == TWELVE and len(h100.run.datasets) == 18
     assert (
         h100.fetch.source == "auto"
         and h100.coverage.load_format == "dummy"

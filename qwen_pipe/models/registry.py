@@ -1,8 +1,16 @@
-"""The built-in model registry: six Qwen chat checkpoints with the verified facts of their config.json.
+"""The built-in model registry: six post-trained Qwen checkpoints (chat/instruct) and their six base
+checkpoints, with the verified facts of their config.json.
 
 Every number below was checked against a stored copy of the published config.json (or a verbatim
 derivative of it) and the published parameter count; the source is cited next to each entry.
 `Architecture.parameter_count()` reproduces every published count exactly (see tests/test_registry.py).
+
+A base checkpoint has the tensors of its post-trained twin (same shapes, same parameter count), but not
+always the same config.json: Qwen3-Base ships 32,768 positions (the post-trained 40,960), Qwen2.5 base
+131,072 (Instruct 32,768) and Qwen2.5-14B rms_norm_eps 1e-05 (Instruct 1e-06). Base entries have
+`chat=False`: plain completion prompts, no chat template, no thinking (`ModelSpec.kind` is "base").
+Their family is the twin's with "-base", so the scale stage pairs base with base and post-trained with
+post-trained (it pairs the small and the large model of each family).
 """
 
 from __future__ import annotations
@@ -255,6 +263,212 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
         source_url=_config_url("Qwen/Qwen-14B-Chat"),
     ),
 }
+
+
+# The base (pre-trained only) checkpoints of the six above: `chat=False` (plain prompts, never a chat
+# template: tasks build completion-style prompts for them, prompting.py applies no template), no thinking,
+# no extra stop tokens (their eos, <|endoftext|>, is the tokenizer's and the generation config's own).
+BASE_MODELS: dict[str, ModelSpec] = {
+    # Qwen3-8B-Base. config.json: Chen-Oliver/qwen3-8b-base config.json (a copy of the published one):
+    # the dimensions of Qwen3-8B (4096 hidden, 36 layers, 32/8 heads, head_dim 128, 12288, vocab 151936,
+    # untied, rms_norm_eps 1e-06, rope_theta 1000000), but max_position_embeddings 32768 (the base models'
+    # pre-training context; the post-trained 40960) and eos 151643. Same tensors as Qwen3-8B, so the same
+    # parameter count (reproduced by Architecture.parameter_count()).
+    "qwen3_8b_base": ModelSpec(
+        name="qwen3_8b_base",
+        hf_id="Qwen/Qwen3-8B-Base",
+        family="qwen3-base",
+        nominal_size="8B",
+        size_class="small",
+        parameters=8_190_735_360,
+        architecture=Architecture(
+            model_type="qwen3",
+            hidden_size=4096,
+            num_hidden_layers=36,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            head_dim=128,
+            intermediate_size=12288,
+            vocab_size=151936,
+            max_position_embeddings=32768,  # Qwen3-8B: 40960
+            torch_dtype="bfloat16",
+            tie_word_embeddings=False,
+            qkv_bias=False,
+            qk_norm=True,
+            rope_theta=1_000_000.0,
+            rms_norm_eps=1e-6,
+        ),
+        chat=False,
+        trust_remote_code=False,
+        supports_thinking=False,
+        source_url=_config_url("Qwen/Qwen3-8B-Base"),
+    ),
+    # Qwen3-14B-Base. No stored copy of its config.json was found; the dimensions are Qwen3-14B's (its
+    # tensors are the same) and max_position_embeddings 32768 as for every Qwen3 base checkpoint (the
+    # 8B-Base config above; the Qwen3 report's 32,768-token final pre-training stage).
+    "qwen3_14b_base": ModelSpec(
+        name="qwen3_14b_base",
+        hf_id="Qwen/Qwen3-14B-Base",
+        family="qwen3-base",
+        nominal_size="14B",
+        size_class="large",
+        parameters=14_768_307_200,
+        architecture=Architecture(
+            model_type="qwen3",
+            hidden_size=5120,
+            num_hidden_layers=40,
+            num_attention_heads=40,
+            num_key_value_heads=8,
+            head_dim=128,
+            intermediate_size=17408,
+            vocab_size=151936,
+            max_position_embeddings=32768,  # Qwen3-14B: 40960
+            torch_dtype="bfloat16",
+            tie_word_embeddings=False,
+            qkv_bias=False,
+            qk_norm=True,
+            rope_theta=1_000_000.0,
+            rms_norm_eps=1e-6,
+        ),
+        chat=False,
+        trust_remote_code=False,
+        supports_thinking=False,
+        source_url=_config_url("Qwen/Qwen3-14B-Base"),
+    ),
+    # Qwen2.5-7B. config.json: citsjtu2020/LLM-Prof sglang/Model_Config.md ("Qwen2.5-7B" block): the
+    # dimensions of Qwen2.5-7B-Instruct (3584, 28 layers, 28/4 heads, 18944, vocab 152064, rms_norm_eps
+    # 1e-06), max_position_embeddings 131072 with no rope_scaling (the model card: "Context Length: 131,072
+    # tokens"; Instruct's config says 32768), eos 151643. Parameters: the same tensors as the Instruct model.
+    "qwen2.5_8b_base": ModelSpec(
+        name="qwen2.5_8b_base",
+        hf_id="Qwen/Qwen2.5-7B",
+        family="qwen2.5-base",
+        nominal_size="7B",
+        size_class="small",
+        parameters=7_615_616_512,
+        architecture=Architecture(
+            model_type="qwen2",
+            hidden_size=3584,
+            num_hidden_layers=28,
+            num_attention_heads=28,
+            num_key_value_heads=4,
+            head_dim=128,
+            intermediate_size=18944,
+            vocab_size=152064,
+            max_position_embeddings=131072,  # Instruct: 32768
+            torch_dtype="bfloat16",
+            tie_word_embeddings=False,
+            qkv_bias=True,
+            qk_norm=False,
+            rope_theta=1_000_000.0,
+            rms_norm_eps=1e-6,
+        ),
+        chat=False,
+        trust_remote_code=False,
+        supports_thinking=False,
+        source_url=_config_url("Qwen/Qwen2.5-7B"),
+    ),
+    # Qwen2.5-14B. config.json: citsjtu2020/LLM-Prof sglang/Model_Config.md ("Qwen2.5-14B" block): the
+    # dimensions of Qwen2.5-14B-Instruct (5120, 48 layers, 40/8 heads, 13824, vocab 152064), but
+    # max_position_embeddings 131072 and rms_norm_eps 1e-05 (Instruct: 32768 and 1e-06), eos 151643.
+    "qwen2.5_14b_base": ModelSpec(
+        name="qwen2.5_14b_base",
+        hf_id="Qwen/Qwen2.5-14B",
+        family="qwen2.5-base",
+        nominal_size="14B",
+        size_class="large",
+        parameters=14_770_033_664,
+        architecture=Architecture(
+            model_type="qwen2",
+            hidden_size=5120,
+            num_hidden_layers=48,
+            num_attention_heads=40,
+            num_key_value_heads=8,
+            head_dim=128,
+            intermediate_size=13824,
+            vocab_size=152064,
+            max_position_embeddings=131072,  # Instruct: 32768
+            torch_dtype="bfloat16",
+            tie_word_embeddings=False,
+            qkv_bias=True,
+            qk_norm=False,
+            rope_theta=1_000_000.0,
+            rms_norm_eps=1e-5,  # Instruct: 1e-6
+        ),
+        chat=False,
+        trust_remote_code=False,
+        supports_thinking=False,
+        source_url=_config_url("Qwen/Qwen2.5-14B"),
+    ),
+    # Qwen-7B (Qwen-1 base, remote code). Its config.json has the values Qwen-7B-Chat's carries (a model
+    # table citing https://huggingface.co/Qwen/Qwen-7B/blob/main/config.json, stored-index file 228514887:
+    # hidden 4096, 32/32 heads, intermediate_size 22016, 32 layers, vocab 151936, 8192 positions); the
+    # parameter count cited for Qwen-7B-Chat is Qwen-7B's own (its safetensors index total_size =
+    # 2 x 7,721,324,544). Eos <|endoftext|> (generation_config), so no extra stop tokens.
+    "qwen_8b_base": ModelSpec(
+        name="qwen_8b_base",
+        hf_id="Qwen/Qwen-7B",
+        family="qwen-base",
+        nominal_size="7B",
+        size_class="small",
+        parameters=7_721_324_544,
+        architecture=Architecture(
+            model_type="qwen",
+            hidden_size=4096,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=32,  # no GQA
+            head_dim=128,  # kv_channels
+            intermediate_size=11008,  # config.json: 22016 = 2 x 11008
+            vocab_size=151936,
+            max_position_embeddings=8192,
+            torch_dtype="bfloat16",
+            tie_word_embeddings=False,
+            qkv_bias=True,
+            qk_norm=False,
+            rope_theta=10000.0,
+            rms_norm_eps=1e-6,
+        ),
+        chat=False,
+        trust_remote_code=True,
+        supports_thinking=False,
+        source_url=_config_url("Qwen/Qwen-7B"),
+    ),
+    # Qwen-14B (Qwen-1 base, remote code). The config.json values of Qwen-14B-Chat (stored-index file
+    # 228514887, citing https://huggingface.co/Qwen/Qwen-14B/blob/main/config.json: hidden 5120, 40/40
+    # heads, intermediate_size 27392, 40 layers, vocab 152064, a 2,048-token trained context), so the
+    # registry stores 2048 positions as for the Chat model (8192 only through dynamic NTK + logn attention).
+    "qwen_14b_base": ModelSpec(
+        name="qwen_14b_base",
+        hf_id="Qwen/Qwen-14B",
+        family="qwen-base",
+        nominal_size="14B",
+        size_class="large",
+        parameters=14_167_290_880,
+        architecture=Architecture(
+            model_type="qwen",
+            hidden_size=5120,
+            num_hidden_layers=40,
+            num_attention_heads=40,
+            num_key_value_heads=40,  # no GQA
+            head_dim=128,  # kv_channels
+            intermediate_size=13696,  # config.json: 27392 = 2 x 13696
+            vocab_size=152064,
+            max_position_embeddings=2048,  # seq_length (the config's 8192 needs dynamic NTK)
+            torch_dtype="bfloat16",
+            tie_word_embeddings=False,
+            qkv_bias=True,
+            qk_norm=False,
+            rope_theta=10000.0,
+            rms_norm_eps=1e-6,
+        ),
+        chat=False,
+        trust_remote_code=True,
+        supports_thinking=False,
+        source_url=_config_url("Qwen/Qwen-14B"),
+    ),
+}
+BUILTIN_MODELS |= BASE_MODELS
 
 
 def builtin_model(name: str) -> ModelSpec:

@@ -6,8 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Family = str  # "qwen3", "qwen2.5", "qwen", "tiny-qwen3", ...: models of one family form scaling pairs
+# "qwen3", "qwen2.5", "qwen", their base checkpoints "qwen3-base", "qwen2.5-base", "qwen-base", "tiny-qwen3",
+# ...: the models of one family form a scaling pair (small vs large), so base and post-trained stay apart.
+Family = str
 Dtype = Literal["bfloat16", "float16", "float32"]
+Kind = Literal["base", "post-trained"]
 
 
 class Architecture(BaseModel):
@@ -69,7 +72,8 @@ class ModelSpec(BaseModel):
     size_class: Literal["small", "large"]  # which side of the family's scaling pair it is on
     parameters: int = Field(gt=0)  # exact count as published (safetensors metadata)
     architecture: Architecture
-    chat: bool = True  # instruct/chat model: prompts go through the chat template
+    chat: bool = True  # post-trained (instruct/chat) model: prompts go through the chat template; False: a
+    # base (pre-trained only) checkpoint, prompted with plain completion text and never a chat template
     trust_remote_code: bool = False
     supports_thinking: bool = False  # Qwen3 hybrid thinking (enable_thinking in the chat template)
     chat_template: str | None = None  # jinja override, for models whose tokenizer ships none (Qwen-1)
@@ -78,3 +82,18 @@ class ModelSpec(BaseModel):
     ] = []  # end-of-turn tokens beyond the tokenizer's eos (Qwen-1: <|im_end|>, <|im_start|>)
     tiny: bool = False  # built locally by the build_models stage (embedded default)
     source_url: str | None = None  # where the architecture facts come from
+
+    @model_validator(mode="after")
+    def _thinking_needs_chat(self) -> ModelSpec:
+        if self.supports_thinking and not self.chat:
+            raise ValueError(
+                "supports_thinking needs chat: true (thinking is switched on in the chat template, "
+                "and a base model is prompted without one)"
+            )
+        return self
+
+    @property
+    def kind(self) -> Kind:
+        """Post-trained (chat template, may think) or base (plain prompts). Derived from `chat`, so the two
+        cannot disagree; a property, not a field, so a dumped spec validates again unchanged."""
+        return "post-trained" if self.chat else "base"
