@@ -16,17 +16,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("QWEN_PIPE_PROGRESS", "0")
 
 
-FIRST = ("test_pipeline_e2e.py", "test_resume.py")  # the longest files, longest first
-
-
 def pytest_collection_modifyitems(config, items) -> None:
-    """The longest files first: under pytest-xdist (`make test`, with --no-loadscope-reorder so files keep
-    this order) the end-to-end pipeline takes one worker and the others run everything else beside it."""
-
-    def rank(item) -> int:
-        return next((i for i, name in enumerate(FIRST) if name in item.nodeid), len(FIRST))
-
-    items.sort(key=rank)
+    """The end-to-end pipeline first: it is the longest file, and under pytest-xdist (`make test`, with
+    --no-loadscope-reorder so files keep this order) the other worker runs everything else beside it."""
+    items.sort(key=lambda item: "test_pipeline_e2e.py" not in item.nodeid)
 
 
 def pytest_report_header(config) -> str:

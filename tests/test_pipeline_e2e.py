@@ -3,39 +3,102 @@
 One `dvc repro` of the embedded default, then what users rely on: a second repro does nothing; a
 changed sample limit reruns only that dataset's cells and reuses cached responses; a task module's edit
 marks exactly its dataset's cells, and a scorer change regenerates nothing; another preset never reuses
-this one's answers; a broken model is recorded while every other result survives; a DVC remote
-round-trips. (Resuming killed stages and raising a limit by hand: tests/test_resume.py.)
+this one's answers; killed stages resume; a broken model is recorded while every other result survives;
+a DVC remote round-trips.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from pipeline_project import (
-    commit_all,
-    copy_checkout,
-    edit_params,
-    edited_params,
-    generation_meta,
-    metrics,
-    sh,
-    stages_run,
-)
+import yaml
+
+from support import ROOT
 
 # One cold `dvc repro` shared by every test here (`make test` runs pytest-xdist with --dist loadfile, so the
 # module and its fixture stay on one worker).
 pytestmark = pytest.mark.slow
 
 
+def sh(project: Path, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        args,
+        cwd=project,
+        env=project_env(project),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+        )
+    return done
+
+
+def project_env(project: Path) -> dict:
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(project),  # the copy's code, not the checkout's editable install
+        "DVC_NO_ANALYTICS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "QWEN_PIPE_PROGRESS": "0",
+    }
+
+
+def edit_params(project: Path, change) -> None:
+    path = project / "params.yaml"
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@contextlib.contextmanager
+def edited_params(project: Path, change):
+    """params.yaml changed for one test and put back after it, so the next test starts from the default
+    (stages run by hand leave outputs that the next repro answers from the caches)."""
+    path = project / "params.yaml"
+    original = path.read_text()
+    edit_params(project, change)
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def stages_run(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A fresh copy of the repository (tracked and untracked-but-not-ignored files), run once cold."""
-    target = copy_checkout(tmp_path_factory.mktemp("pipeline") / "repo")
+    target = tmp_path_factory.mktemp("pipeline") / "repo"
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, files):
+        source = ROOT / name
+        if source.is_file() and not name.startswith(("data/", "metrics/", "reports/")) and name != "dvc.lock":
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
     # The coverage matrix sampled to one preset (two engine loads instead of six) and a smaller timed
     # workload: the other presets' cells are the same code with other engine arguments
     # (tests/test_coverage.py), no test here reads a throughput, and `make run` runs them all in full.
@@ -46,12 +109,22 @@ def project(tmp_path_factory) -> Path:
             p["coverage"].update(prompts=4, prompt_tokens=32, max_new_tokens=8),
         ),
     )
-    commit_all(target)
+    sh(target, "git", "init", "-q")
+    sh(target, "git", "add", "-A")
+    sh(target, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
     sh(target, "dvc", "repro")
     return target
 
 
 MODELS = ("tiny_small", "tiny_large")
+
+
+def metrics(project: Path, model: str, dataset: str, preset: str = "balanced") -> dict:
+    return json.loads((project / "metrics/eval" / model / preset / f"{dataset}.json").read_text())
+
+
+def generation_meta(project: Path, model: str, dataset: str, preset: str = "balanced") -> dict:
+    return json.loads((project / "data/generations" / model / preset / f"{dataset}.meta.json").read_text())
 
 
 def test_pipeline_outputs_and_report(project):
@@ -189,6 +262,78 @@ def test_sample_limit_change_reruns_only_that_dataset(project):
     ), ran
     meta = generation_meta(project, "tiny_small", "humaneval")
     assert meta["cache"] == {"hits": 20, "misses": 4, "ignored_corrupt": 0}
+
+
+def test_raising_the_limit_generates_only_the_new_samples(project):
+    """A limit raised to 100 reuses every answer already generated (the same seeded subset grows)."""
+    cell = ["--model", "tiny_small", "--preset", "balanced", "--dataset", "humaneval"]
+    generated = project / "data/generations/tiny_small/balanced/humaneval.jsonl"
+    before = {json.loads(line)["id"] for line in generated.open()}
+    with edited_params(project, lambda p: p["tasks"]["humaneval"].update(sample_limit=100)):
+        sh(project, "python", "stages/generate.py", *cell)
+    meta = generation_meta(project, "tiny_small", "humaneval")
+    assert meta["cache"]["hits"] == len(before) > 0 and meta["cache"]["misses"] == 100 - len(before)
+    records = [json.loads(line) for line in generated.open()]
+    assert len(records) == len({r["id"] for r in records}) == 100 and before <= {r["id"] for r in records}
+
+
+def _kill_when(project: Path, args: list[str], ready) -> None:
+    process = subprocess.Popen(
+        args,
+        cwd=project,
+        env=project_env(project),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the stage finished before it could be killed: make the workload larger"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def test_killed_generate_and_score_resume(project):
+    cache = project / "data/cache/generations/tiny_large/balanced/humaneval"
+    cell = ["--model", "tiny_large", "--preset", "balanced", "--dataset", "humaneval"]
+    with edited_params(
+        project,
+        lambda p: (
+            p["tasks"]["humaneval"].update(sample_limit=60),
+            p["generate"].update(flush_every=4, max_new_tokens=96),
+            p["score"].update(flush_every=4),
+        ),
+    ):
+        _kill_and_resume(project, cache, cell)
+
+
+def _kill_and_resume(project: Path, cache: Path, cell: list[str]) -> None:
+    before = set(cache.glob("chunk-*.jsonl"))
+    _kill_when(
+        project,
+        ["python", "stages/generate.py", *cell],
+        lambda: len(set(cache.glob("chunk-*.jsonl")) - before) >= 2,
+    )
+    assert not list(cache.glob("*.tmp")) or all(p.name.startswith(".") for p in cache.glob("*.tmp"))
+    sh(project, "python", "stages/generate.py", *cell)
+    meta = generation_meta(project, "tiny_large", "humaneval")
+    assert meta["cache"]["hits"] >= 8 and meta["cache"]["hits"] + meta["cache"]["misses"] == 60
+    generated = project / "data/generations/tiny_large/balanced/humaneval.jsonl"
+    records = [json.loads(line) for line in generated.open()]
+    assert len(records) == len({r["id"] for r in records}) == 60
+
+    scores = project / "data/cache/scores/tiny_large/balanced/humaneval"
+    shutil.rmtree(scores, ignore_errors=True)
+    _kill_when(
+        project,
+        ["python", "stages/score.py", *cell],
+        lambda: len(list(scores.glob("chunk-*.jsonl"))) >= 2,
+    )
+    sh(project, "python", "stages/score.py", *cell)
+    doc = metrics(project, "tiny_large", "humaneval")
+    rows = [json.loads(line) for line in (project / "data/scores/tiny_large/balanced/humaneval.jsonl").open()]
+    assert doc["n"] == 60 and len({r["id"] for r in rows}) == 60
 
 
 def test_broken_model_is_recorded_and_others_survive(project, tmp_path):
