@@ -13,6 +13,7 @@ PROMPTS = [
     "def fibonacci(n):",
     "Question: What is 12 times 7?\nAnswer:",
     "<|im_start|>user\nWrite a haiku about rain.<|im_end|>\n<|im_start|>assistant\n",
+    "中文测试：今天天气",
 ]
 PAIRS = [("The cat sat on the", " mat"), ("2 + 2 =", " 4"), ("Question: Is the sky blue?\nAnswer:", " yes")]
 
