@@ -265,208 +265,51 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
 }
 
 
-# The base (pre-trained only) checkpoints of the six above: `chat=False` (plain prompts, never a chat
-# template: tasks build completion-style prompts for them, prompting.py applies no template), no thinking,
-# no extra stop tokens (their eos, <|endoftext|>, is the tokenizer's and the generation config's own).
+def _base_of(twin: str, hf_id: str, **architecture) -> ModelSpec:
+    """The base (pre-trained only) checkpoint of a post-trained model above: its twin's spec and tensors
+    (so its parameter count), with plain prompts (`chat=False`: tasks build completion-style prompts,
+    prompting.py applies no template), no thinking, no chat template and no extra stop tokens (the base
+    models' eos, <|endoftext|>, is the tokenizer's and generation config's own), a family of its own (scaling
+    pairs never mix kinds), and the config.json values in which the base checkpoint differs."""
+    spec = BUILTIN_MODELS[twin]
+    data = spec.model_dump()
+    data.update(
+        name=f"{twin}_base",
+        hf_id=hf_id,
+        family=f"{spec.family}-base",
+        architecture={**data["architecture"], **architecture},
+        chat=False,
+        supports_thinking=False,
+        chat_template=None,
+        stop_token_ids=[],
+        source_url=_config_url(hf_id),
+    )
+    return ModelSpec.model_validate(data)
+
+
 BASE_MODELS: dict[str, ModelSpec] = {
     # Qwen3-8B-Base. config.json: Chen-Oliver/qwen3-8b-base config.json (a copy of the published one):
-    # the dimensions of Qwen3-8B (4096 hidden, 36 layers, 32/8 heads, head_dim 128, 12288, vocab 151936,
-    # untied, rms_norm_eps 1e-06, rope_theta 1000000), but max_position_embeddings 32768 (the base models'
-    # pre-training context; the post-trained 40960) and eos 151643. Same tensors as Qwen3-8B, so the same
-    # parameter count (reproduced by Architecture.parameter_count()).
-    "qwen3_8b_base": ModelSpec(
-        name="qwen3_8b_base",
-        hf_id="Qwen/Qwen3-8B-Base",
-        family="qwen3-base",
-        nominal_size="8B",
-        size_class="small",
-        parameters=8_190_735_360,
-        architecture=Architecture(
-            model_type="qwen3",
-            hidden_size=4096,
-            num_hidden_layers=36,
-            num_attention_heads=32,
-            num_key_value_heads=8,
-            head_dim=128,
-            intermediate_size=12288,
-            vocab_size=151936,
-            max_position_embeddings=32768,  # Qwen3-8B: 40960
-            torch_dtype="bfloat16",
-            tie_word_embeddings=False,
-            qkv_bias=False,
-            qk_norm=True,
-            rope_theta=1_000_000.0,
-            rms_norm_eps=1e-6,
-        ),
-        chat=False,
-        trust_remote_code=False,
-        supports_thinking=False,
-        source_url=_config_url("Qwen/Qwen3-8B-Base"),
-    ),
-    # Qwen3-14B-Base. No stored copy of its config.json was found; the dimensions are Qwen3-14B's (its
-    # tensors are the same) and max_position_embeddings 32768 as for every Qwen3 base checkpoint (the
-    # 8B-Base config above; the Qwen3 report's 32,768-token final pre-training stage).
-    "qwen3_14b_base": ModelSpec(
-        name="qwen3_14b_base",
-        hf_id="Qwen/Qwen3-14B-Base",
-        family="qwen3-base",
-        nominal_size="14B",
-        size_class="large",
-        parameters=14_768_307_200,
-        architecture=Architecture(
-            model_type="qwen3",
-            hidden_size=5120,
-            num_hidden_layers=40,
-            num_attention_heads=40,
-            num_key_value_heads=8,
-            head_dim=128,
-            intermediate_size=17408,
-            vocab_size=151936,
-            max_position_embeddings=32768,  # Qwen3-14B: 40960
-            torch_dtype="bfloat16",
-            tie_word_embeddings=False,
-            qkv_bias=False,
-            qk_norm=True,
-            rope_theta=1_000_000.0,
-            rms_norm_eps=1e-6,
-        ),
-        chat=False,
-        trust_remote_code=False,
-        supports_thinking=False,
-        source_url=_config_url("Qwen/Qwen3-14B-Base"),
-    ),
+    # Qwen3-8B's dimensions, but 32768 positions (the base models' pre-training context) and eos 151643.
+    "qwen3_8b_base": _base_of("qwen3_8b", "Qwen/Qwen3-8B-Base", max_position_embeddings=32768),
+    # Qwen3-14B-Base. No stored copy of its config.json was found; Qwen3-14B's dimensions (the same tensors)
+    # and 32768 positions as for every Qwen3 base checkpoint (the Qwen3 report's 32,768-token final stage).
+    "qwen3_14b_base": _base_of("qwen3_14b", "Qwen/Qwen3-14B-Base", max_position_embeddings=32768),
     # Qwen2.5-7B. config.json: citsjtu2020/LLM-Prof sglang/Model_Config.md ("Qwen2.5-7B" block): the
-    # dimensions of Qwen2.5-7B-Instruct (3584, 28 layers, 28/4 heads, 18944, vocab 152064, rms_norm_eps
-    # 1e-06), max_position_embeddings 131072 with no rope_scaling (the model card: "Context Length: 131,072
-    # tokens"; Instruct's config says 32768), eos 151643. Parameters: the same tensors as the Instruct model.
-    "qwen2.5_8b_base": ModelSpec(
-        name="qwen2.5_8b_base",
-        hf_id="Qwen/Qwen2.5-7B",
-        family="qwen2.5-base",
-        nominal_size="7B",
-        size_class="small",
-        parameters=7_615_616_512,
-        architecture=Architecture(
-            model_type="qwen2",
-            hidden_size=3584,
-            num_hidden_layers=28,
-            num_attention_heads=28,
-            num_key_value_heads=4,
-            head_dim=128,
-            intermediate_size=18944,
-            vocab_size=152064,
-            max_position_embeddings=131072,  # Instruct: 32768
-            torch_dtype="bfloat16",
-            tie_word_embeddings=False,
-            qkv_bias=True,
-            qk_norm=False,
-            rope_theta=1_000_000.0,
-            rms_norm_eps=1e-6,
-        ),
-        chat=False,
-        trust_remote_code=False,
-        supports_thinking=False,
-        source_url=_config_url("Qwen/Qwen2.5-7B"),
+    # Instruct model's dimensions, 131072 positions with no rope_scaling (model card: "Context Length:
+    # 131,072 tokens"; Instruct: 32768), eos 151643.
+    "qwen2.5_8b_base": _base_of("qwen2.5_8b", "Qwen/Qwen2.5-7B", max_position_embeddings=131072),
+    # Qwen2.5-14B. Same source ("Qwen2.5-14B" block): 131072 positions and rms_norm_eps 1e-05 (Instruct:
+    # 32768 and 1e-06), eos 151643.
+    "qwen2.5_14b_base": _base_of(
+        "qwen2.5_14b", "Qwen/Qwen2.5-14B", max_position_embeddings=131072, rms_norm_eps=1e-5
     ),
-    # Qwen2.5-14B. config.json: citsjtu2020/LLM-Prof sglang/Model_Config.md ("Qwen2.5-14B" block): the
-    # dimensions of Qwen2.5-14B-Instruct (5120, 48 layers, 40/8 heads, 13824, vocab 152064), but
-    # max_position_embeddings 131072 and rms_norm_eps 1e-05 (Instruct: 32768 and 1e-06), eos 151643.
-    "qwen2.5_14b_base": ModelSpec(
-        name="qwen2.5_14b_base",
-        hf_id="Qwen/Qwen2.5-14B",
-        family="qwen2.5-base",
-        nominal_size="14B",
-        size_class="large",
-        parameters=14_770_033_664,
-        architecture=Architecture(
-            model_type="qwen2",
-            hidden_size=5120,
-            num_hidden_layers=48,
-            num_attention_heads=40,
-            num_key_value_heads=8,
-            head_dim=128,
-            intermediate_size=13824,
-            vocab_size=152064,
-            max_position_embeddings=131072,  # Instruct: 32768
-            torch_dtype="bfloat16",
-            tie_word_embeddings=False,
-            qkv_bias=True,
-            qk_norm=False,
-            rope_theta=1_000_000.0,
-            rms_norm_eps=1e-5,  # Instruct: 1e-6
-        ),
-        chat=False,
-        trust_remote_code=False,
-        supports_thinking=False,
-        source_url=_config_url("Qwen/Qwen2.5-14B"),
-    ),
-    # Qwen-7B (Qwen-1 base, remote code). Its config.json has the values Qwen-7B-Chat's carries (a model
-    # table citing https://huggingface.co/Qwen/Qwen-7B/blob/main/config.json, stored-index file 228514887:
-    # hidden 4096, 32/32 heads, intermediate_size 22016, 32 layers, vocab 151936, 8192 positions); the
-    # parameter count cited for Qwen-7B-Chat is Qwen-7B's own (its safetensors index total_size =
-    # 2 x 7,721,324,544). Eos <|endoftext|> (generation_config), so no extra stop tokens.
-    "qwen_8b_base": ModelSpec(
-        name="qwen_8b_base",
-        hf_id="Qwen/Qwen-7B",
-        family="qwen-base",
-        nominal_size="7B",
-        size_class="small",
-        parameters=7_721_324_544,
-        architecture=Architecture(
-            model_type="qwen",
-            hidden_size=4096,
-            num_hidden_layers=32,
-            num_attention_heads=32,
-            num_key_value_heads=32,  # no GQA
-            head_dim=128,  # kv_channels
-            intermediate_size=11008,  # config.json: 22016 = 2 x 11008
-            vocab_size=151936,
-            max_position_embeddings=8192,
-            torch_dtype="bfloat16",
-            tie_word_embeddings=False,
-            qkv_bias=True,
-            qk_norm=False,
-            rope_theta=10000.0,
-            rms_norm_eps=1e-6,
-        ),
-        chat=False,
-        trust_remote_code=True,
-        supports_thinking=False,
-        source_url=_config_url("Qwen/Qwen-7B"),
-    ),
-    # Qwen-14B (Qwen-1 base, remote code). The config.json values of Qwen-14B-Chat (stored-index file
-    # 228514887, citing https://huggingface.co/Qwen/Qwen-14B/blob/main/config.json: hidden 5120, 40/40
-    # heads, intermediate_size 27392, 40 layers, vocab 152064, a 2,048-token trained context), so the
-    # registry stores 2048 positions as for the Chat model (8192 only through dynamic NTK + logn attention).
-    "qwen_14b_base": ModelSpec(
-        name="qwen_14b_base",
-        hf_id="Qwen/Qwen-14B",
-        family="qwen-base",
-        nominal_size="14B",
-        size_class="large",
-        parameters=14_167_290_880,
-        architecture=Architecture(
-            model_type="qwen",
-            hidden_size=5120,
-            num_hidden_layers=40,
-            num_attention_heads=40,
-            num_key_value_heads=40,  # no GQA
-            head_dim=128,  # kv_channels
-            intermediate_size=13696,  # config.json: 27392 = 2 x 13696
-            vocab_size=152064,
-            max_position_embeddings=2048,  # seq_length (the config's 8192 needs dynamic NTK)
-            torch_dtype="bfloat16",
-            tie_word_embeddings=False,
-            qkv_bias=True,
-            qk_norm=False,
-            rope_theta=10000.0,
-            rms_norm_eps=1e-6,
-        ),
-        chat=False,
-        trust_remote_code=True,
-        supports_thinking=False,
-        source_url=_config_url("Qwen/Qwen-14B"),
-    ),
+    # Qwen-7B and Qwen-14B (Qwen-1 base, remote code): the config.json values their Chat models carry (a
+    # model table citing https://huggingface.co/Qwen/Qwen-7B/blob/main/config.json and .../Qwen-14B/...,
+    # stored-index file 228514887); the parameter counts cited for the Chat models are the base models'
+    # own (Qwen-7B's safetensors index total_size = 2 x 7,721,324,544). Qwen-14B: a 2,048-token trained
+    # context (8192 only through dynamic NTK + logn attention), as for the Chat model.
+    "qwen_8b_base": _base_of("qwen_8b", "Qwen/Qwen-7B"),
+    "qwen_14b_base": _base_of("qwen_14b", "Qwen/Qwen-14B"),
 }
 BUILTIN_MODELS |= BASE_MODELS
 
