@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 
 def mean_and_stderr(values: Sequence[float]) -> dict:
@@ -19,6 +20,15 @@ def mean_and_stderr(values: Sequence[float]) -> dict:
         return {"value": mean, "stderr": None, "n": 1}
     variance = sum((v - mean) ** 2 for v in values) / (n - 1)
     return {"value": mean, "stderr": math.sqrt(variance / n), "n": n}
+
+
+def group_means(pairs: Iterable[tuple[str, float]]) -> dict[str, dict]:
+    """mean_and_stderr of the values of each group (MMLU subjects, BBH subtasks, MMLU-Redux error types), by
+    group name."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for group, value in pairs:
+        groups[group].append(value)
+    return {group: mean_and_stderr(values) for group, values in sorted(groups.items())}
 
 
 def macro_average(groups: dict[str, dict], n: int) -> dict:

@@ -10,14 +10,13 @@ has its own small exemplars, written by qwen-pipe.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.scoring.extract import bbh_answer, normalize_bbh
-from qwen_pipe.scoring.stats import macro_average, mean_and_stderr
+from qwen_pipe.scoring.stats import group_means, macro_average, mean_and_stderr
 from qwen_pipe.sources.hub import load_hub_split
 from qwen_pipe.sources.mirror import DATA_DIR_ENV, mirror_file, require_fields, resolve_data_dir
 from qwen_pipe.tasks.common.base import (
@@ -211,10 +210,10 @@ class BBH(GenerationTask):
 
     def aggregate(self, samples: Sequence[dict], scores: Sequence[SampleScore]) -> dict[str, dict]:
         """Mean over samples (primary), macro mean over subtasks, and each subtask's accuracy."""
-        by_subtask: dict[str, list[float]] = defaultdict(list)
-        for sample, score in zip(samples, scores, strict=True):
-            by_subtask[sample["subtask"]].append(score.metrics["exact_match"])
-        per_subtask = {t: mean_and_stderr(v) for t, v in sorted(by_subtask.items())}
+        per_subtask = group_means(
+            (sample["subtask"], score.metrics["exact_match"])
+            for sample, score in zip(samples, scores, strict=True)
+        )
         out = {"exact_match": mean_and_stderr([s.metrics["exact_match"] for s in scores])}
         out["exact_match_macro"] = macro_average(per_subtask, len(scores))
         out |= {f"exact_match/{t}": m for t, m in per_subtask.items()}

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.scoring.stats import macro_average, mean_and_stderr
+from qwen_pipe.scoring.stats import group_means, macro_average, mean_and_stderr
 from qwen_pipe.sources.hub import load_hub_split
 from qwen_pipe.sources.mirror import read_mirror_jsonl
 from qwen_pipe.tasks.common.base import DataSource, PromptStyle, Response, SampleScore, embedded_records
@@ -50,10 +50,9 @@ def subject_aggregate(
     samples: Sequence[dict], scores: Sequence[SampleScore], metric: str
 ) -> tuple[dict, dict]:
     """The macro average over subjects (its stderr from the subjects' stderrs), and each subject's stats."""
-    values: dict[str, list[float]] = defaultdict(list)
-    for sample, score in zip(samples, scores, strict=True):
-        values[sample["subject"]].append(score.metrics[metric])
-    per_subject = {subject: mean_and_stderr(v) for subject, v in sorted(values.items())}
+    per_subject = group_means(
+        (sample["subject"], score.metrics[metric]) for sample, score in zip(samples, scores, strict=True)
+    )
     return {**macro_average(per_subject, len(samples)), "subjects": len(per_subject)}, per_subject
 
 

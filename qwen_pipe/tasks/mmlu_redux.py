@@ -47,14 +47,13 @@ import csv
 import hashlib
 import io
 import json
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.scoring.choice_extract import extractive_letter
-from qwen_pipe.scoring.stats import mean_and_stderr
+from qwen_pipe.scoring.stats import group_means, mean_and_stderr
 from qwen_pipe.sources.hub import load_hub_split
 from qwen_pipe.sources.mirror import mirror_file, require_fields
 from qwen_pipe.tasks.common.base import (
@@ -252,10 +251,10 @@ class MMLURedux(GenerationTask):
         )
 
     def aggregate(self, samples: Sequence[dict], scores: Sequence[SampleScore]) -> dict[str, dict]:
-        by_type: dict[str, list[float]] = defaultdict(list)
-        for sample, score in zip(samples, scores, strict=True):
-            by_type[sample["error_type"]].append(score.metrics["acc"])
         return {
             "acc": mean_and_stderr([s.metrics["acc"] for s in scores]),
-            PER_ERROR_TYPE: {kind: mean_and_stderr(values) for kind, values in sorted(by_type.items())},
+            PER_ERROR_TYPE: group_means(
+                (sample["error_type"], score.metrics["acc"])
+                for sample, score in zip(samples, scores, strict=True)
+            ),
         }
