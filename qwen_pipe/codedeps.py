@@ -384,13 +384,22 @@ def stale_lock_entries(lock_file: Path = LOCK_FILE) -> list[str]:
 
     if not lock_file.is_file():
         return []
-    listed = subprocess.run(
+    from qwen_pipe.errors import QwenPipeError
+
+    done = subprocess.run(
         [sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
         cwd=lock_file.parent,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.split()
+        check=False,
+    )
+    if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise QwenPipeError(
+            f"cannot list the stages of {lock_file.parent / 'dvc.yaml'}: {said}",
+            "fix dvc.yaml and params.yaml (`dvc stage list` must work) before pruning dvc.lock",
+        )
+    listed = done.stdout.split()
     locked = (yaml.safe_load(lock_file.read_text(encoding="utf-8")) or {}).get("stages", {})
     return sorted(set(locked) - set(listed))
 

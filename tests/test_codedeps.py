@@ -262,3 +262,16 @@ def test_prune_lock_drops_only_the_stages_that_are_gone(tmp_path):
     assert codedeps.prune_lock(lock) == ["generate@tiny_small-balanced-gsm8k"]
     assert set(yaml.safe_load(lock.read_text())["stages"]) == kept
     assert codedeps.prune_lock(lock) == []
+
+
+def test_prune_lock_on_a_broken_dvc_yaml_is_one_line_and_keeps_the_lock(tmp_path):
+    for name in ("params.yaml", "dvc.lock"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    (tmp_path / "dvc.yaml").write_text("stages:\n  broken: [\n")
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True, capture_output=True
+    )
+    before = (tmp_path / "dvc.lock").read_bytes()
+    with pytest.raises(QwenPipeError, match="cannot list the stages of"):
+        codedeps.prune_lock(tmp_path / "dvc.lock")
+    assert (tmp_path / "dvc.lock").read_bytes() == before
