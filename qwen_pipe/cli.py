@@ -12,6 +12,7 @@ from qwen_pipe.config import PARAMS_FILE, load_params
 from qwen_pipe.console import VERBOSE_ENV, run
 from qwen_pipe.engines.registry import engine_info, engine_names
 from qwen_pipe.errors import QwenPipeError, unknown_name
+from qwen_pipe.protocols import check_protocol
 
 app = typer.Typer(
     name="qwen-pipe",
@@ -108,39 +109,34 @@ def models(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> None
 
 @datasets_app.command("list")
 def datasets_list(
+    protocol: str | None = typer.Option(None, help="one protocol's settings (default: every protocol)"),
     as_json: bool = JsonOption,
     markdown: bool = typer.Option(False, "--markdown", help="print docs/tasks.md (the full table)"),
 ) -> None:
-    """Every dataset: source (hub id, config), split, N, metric, and the other answer formats it has."""
-    from qwen_pipe.tasks import task_names
-    from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask
-    from qwen_pipe.tasks.common.registry import get_task
+    """Every dataset: source, split, N, and per protocol its shots, output budget and metric."""
+    from qwen_pipe.taskdocs import protocol_rows
 
     if markdown:
         from qwen_pipe.taskdocs import render
 
         typer.echo(render(), nl=False)
         return
-    tasks = [get_task(name) for name in task_names()]
-    rows = [
-        {
-            "name": t.name,
-            "source": t.source.hub_id + (f" ({t.source.hub_config})" if t.source.hub_config else ""),
-            "split": t.source.split,
-            "n": t.source.rows,
-            "metric": t.primary_metric,
-            "kind": t.kind,
-            "shots": t.shots,
-            "formats": ["letters"] if isinstance(t, MultipleChoiceTask) else [],
-        }
-        for t in tasks
-    ]
+    rows = protocol_rows([check_protocol(protocol)] if protocol else None)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     _print_table(
-        ["name", "source", "split", "N", "metric", "kind", "shots", "formats (tasks.<name>.format)"],
-        [[*list(r.values())[:-1], ", ".join(r["formats"]) or "-"] for r in rows],
+        ["name", "source", "split", "N", "kind", "protocol", "shots", "budget", "metric", "formats"],
+        [
+            [
+                *(r[k] for k in ("name", "source", "split", "n", "kind", "protocol")),
+                "-" if r["shots"] is None else r["shots"],
+                r["budget"] or "-",
+                r["metric"] or "not available",
+                ", ".join(r["formats"]) or "-",
+            ]
+            for r in rows
+        ],
     )
 
 
@@ -433,6 +429,9 @@ def evaluate(
         Path(".cache/eval"), help="content-addressed response cache (reused across runs)"
     ),
     thinking: bool | None = typer.Option(None, "--thinking/--no-thinking", help="Qwen3 thinking mode"),
+    protocol: str | None = typer.Option(
+        None, help="qwen-pipe | lm-eval | qwen: how tasks are asked and graded (default: params)"
+    ),
     detailed_analysis: bool = typer.Option(
         False, "--detailed-analysis", help="per-sample failures in the report"
     ),
@@ -455,6 +454,7 @@ def evaluate(
         thinking=params.generate.thinking if thinking is None else thinking,
         detailed=detailed_analysis,
         cache_dir=cache_dir,
+        protocol=check_protocol(protocol or params.protocol),
     )
     if request.preset not in params.presets:
         raise unknown_name("preset", request.preset, list(params.presets))

@@ -146,6 +146,8 @@ class GenerateParams(Strict):
     sample_seed: int = 0  # picks the sample_limit subset
     thinking: bool = False  # Qwen3 thinking mode; the <think> block is stripped before scoring
     max_new_tokens: int | None = Field(None, gt=0)  # None: each task's own budget, capped by the preset
+    # sampled runs (temperature > 0): answers per request, each with its own seed; scored apart and averaged
+    repeats: int = Field(1, ge=1)
     flush_every: int = Field(64, gt=0)  # responses per cache chunk: a killed run loses at most this many
 
 
@@ -162,6 +164,7 @@ class ScoreParams(Strict):
 
 class Params(Strict):
     profile: str
+    protocol: str = "qwen-pipe"  # how tasks are asked and graded (qwen_pipe/protocols.py)
     run: Run
     engine: EngineParams = EngineParams()
     model_registry: dict[str, ModelSpec] = {}
@@ -181,8 +184,10 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _names_exist(self) -> Params:
+        from qwen_pipe.protocols import check_protocol
         from qwen_pipe.tasks import task_names
 
+        check_protocol(self.protocol)
         known_models = self.model_names()
         for name in self.run.models:
             if name not in known_models:

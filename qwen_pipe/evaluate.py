@@ -19,11 +19,22 @@ from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.fetch import load_records
 from qwen_pipe.generate import generate_isolated, generate_line
 from qwen_pipe.io import write_json
+from qwen_pipe.protocols import check_protocol
 from qwen_pipe.score import score_and_write, score_line
 from qwen_pipe.tasks.common.base import GenerationTask
 from qwen_pipe.tasks.common.registry import task_for
 
-SUMMARY_KEYS = ("primary_metric", "score", "stderr", "n", "metrics", "embedded_sample", "shots", "thinking")
+SUMMARY_KEYS = (
+    "primary_metric",
+    "score",
+    "stderr",
+    "n",
+    "metrics",
+    "embedded_sample",
+    "protocol",
+    "shots",
+    "thinking",
+)
 
 
 @dataclass
@@ -38,6 +49,7 @@ class EvalRequest:
     thinking: bool = False
     detailed: bool = False
     cache_dir: Path = Path(".cache/eval")
+    protocol: str | None = None  # None: params `protocol`
 
 
 def ensure_tiny_model(params: Params, name: str) -> None:
@@ -52,9 +64,10 @@ def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] |
     say = echo or (lambda _: None)
     params = params.model_copy(
         update={
+            "protocol": check_protocol(request.protocol or params.protocol),
             "generate": params.generate.model_copy(
                 update={"thinking": request.thinking, "presets": [request.preset]}
-            )
+            ),
         }
     )
     source = "mirror" if request.data_dir else params.fetch.source
@@ -103,6 +116,7 @@ def run_eval(params: Params, request: EvalRequest, echo: Callable[[str], None] |
         "failures": failures,
         "engine": request.engine,
         "preset": request.preset,
+        "protocol": params.protocol,
     }
     write_json(out / "results.json", summary)
     (out / "report.md").write_text(_report(summary, results, request), encoding="utf-8")
@@ -121,7 +135,7 @@ def _report(summary: dict, results: dict, request: EvalRequest) -> str:
     lines = [
         "# qwen-pipe eval",
         "",
-        f"Engine {request.engine}, preset {request.preset}, thinking {'on' if request.thinking else 'off'}, "
+        f"Protocol {summary['protocol']}, engine {request.engine}, preset {request.preset}, thinking {'on' if request.thinking else 'off'}, "
         f"sample limit {request.sample_limit or 'none (full splits)'}.",
         "",
         "| model | dataset | metric | score | stderr | n |",

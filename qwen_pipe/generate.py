@@ -11,12 +11,13 @@ which the fetch stage fingerprints: a scorer change never reruns generation.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from qwen_pipe.cache import ChunkStore, digest
@@ -43,6 +44,13 @@ from qwen_pipe.engines.base import (
 from qwen_pipe.io import file_sha256, write_json, write_jsonl
 from qwen_pipe.models.spec import ModelSpec
 from qwen_pipe.prompting import PromptRenderer, sha256_text
+from qwen_pipe.protocols import (
+    DEFAULT_PROTOCOL,
+    QWEN_NON_THINKING_SAMPLING,
+    QWEN_THINKING_SAMPLING,
+    protocol,
+    run_mode,
+)
 from qwen_pipe.provenance import provenance
 from qwen_pipe.tasks.common.base import GenerationTask, LoglikelihoodTask, PromptStyle, Task
 from qwen_pipe.tasks.common.registry import task_for
@@ -59,6 +67,8 @@ class GenerationSettings:
     top_k: int = -1
     presence_penalty: float = 0.0
     max_new_tokens: int | None = None  # None: the task's own budget
+    long_output: bool = False  # the `qwen` protocol's 32,768-token budget, thinking or not
+    repeats: int = 1  # answers per request (sampled runs only: greedy decoding answers once)
 
     def sampling_for(self, task_sampling: SamplingParams) -> SamplingParams:
         thinking = self.style.enable_thinking
@@ -73,23 +83,37 @@ class GenerationSettings:
         )
 
     def budget(self, task_sampling: SamplingParams) -> int:
-        return output_budget(self.max_new_tokens, self.style.enable_thinking, task_sampling.max_new_tokens)
+        long = self.style.enable_thinking or self.long_output
+        return output_budget(self.max_new_tokens, long, task_sampling.max_new_tokens)
 
 
 def prompt_style(params: Params, spec: ModelSpec) -> PromptStyle:
-    return PromptStyle(chat=spec.chat, enable_thinking=params.generate.thinking and spec.supports_thinking)
+    """Chat models get their chat template unless the protocol asks for plain prompts (lm-eval)."""
+    mode = run_mode(params.protocol, spec.chat, spec.supports_thinking, params.generate.thinking)
+    return PromptStyle(chat=mode.chat, enable_thinking=mode.thinking)
 
 
 def generation_settings(params: Params, spec: ModelSpec, preset_name: str) -> GenerationSettings:
+    """The preset's sampling, or under the `qwen` protocol Qwen's published sampling for post-trained models."""
     preset = params.preset_for(spec.name, preset_name)
+    style = prompt_style(params, spec)
+    sampling = {
+        "temperature": preset.temperature,
+        "top_p": preset.top_p,
+        "top_k": preset.top_k,
+        "presence_penalty": preset.presence_penalty,
+    }
+    mode = run_mode(params.protocol, spec.chat, spec.supports_thinking, params.generate.thinking)
+    if mode.long_output and protocol(params.protocol).qwen_sampling:
+        sampling = QWEN_THINKING_SAMPLING if style.enable_thinking else QWEN_NON_THINKING_SAMPLING
     return GenerationSettings(
-        style=prompt_style(params, spec),
+        style=style,
         seed=params.generate.seed,
-        temperature=preset.temperature,
-        top_p=preset.top_p,
-        top_k=preset.top_k,
-        presence_penalty=preset.presence_penalty,
         max_new_tokens=params.generate.max_new_tokens,
+        long_output=mode.long_output,
+        # greedy decoding gives one answer however often it is asked
+        repeats=params.generate.repeats if sampling["temperature"] > 0 else 1,
+        **sampling,
     )
 
 
@@ -107,14 +131,22 @@ class ResponseCache:
     The key covers the model's identity (content hash of a local folder, or hub id at a commit), the
     engine's output identity (engine build and version, device, and every engine argument that can change
     numerics or truncation: dtype, quantisation, KV-cache dtype, context length, batch shape, parallelism),
-    the exact prompt after the chat template, the sampling parameters and the seed. Change any of them and
-    the key changes; change a scorer and nothing here does. docs/reliability.md lists the fields.
+    the evaluation protocol, the exact prompt after the chat template, the sampling parameters and the seed.
+    Change any of them and the key changes; change a scorer and nothing here does. docs/reliability.md lists
+    the fields.
     """
 
-    def __init__(self, directory: Path, model_identity: str, engine: dict, flush_every: int = 64):
+    def __init__(
+        self,
+        directory: Path,
+        model_identity: str,
+        engine: dict,
+        flush_every: int = 64,
+        protocol: str = DEFAULT_PROTOCOL,
+    ):
         self.store = ChunkStore(directory)
         self.entries = self.store.load()
-        self.base = {"model": model_identity, "engine": engine}
+        self.base = {"model": model_identity, "engine": engine, "protocol": protocol}
         self.flush_every = flush_every
         self.pending: list[tuple[str, dict]] = []
         self.hits = self.misses = 0
@@ -173,28 +205,35 @@ def generate_records(
 def _answer_all(
     requests: list, cache: ResponseCache | None, key, run_chunk, stream, unpack, report: Report | None
 ) -> tuple[list, list[bool]]:
-    """Answers for `requests` from the cache or the engine, and which of them came from the cache."""
+    """Answers for `requests` from the cache or the engine, and which of them came from the cache.
+
+    A request asked twice (TruthfulQA's mc1 and mc2 share most continuations) reaches the engine once."""
     from qwen_pipe.engines.registry import CHUNK
 
     answers: list = [None] * len(requests)
-    keys = [key(r) for r in requests] if cache else []
+    keys = [key(r) for r in requests] if cache else [digest(asdict(r)) for r in requests]
     todo = []
+    copies: dict[str, list[int]] = {}  # key -> every index asking it
     for index in range(len(requests)):
         hit = cache.get(keys[index]) if cache else None
-        if hit is None:
-            todo.append(index)
-        else:
+        if hit is not None:
             answers[index] = unpack(hit)
+        elif keys[index] in copies:
+            copies[keys[index]].append(index)
+        else:
+            copies[keys[index]] = [index]
+            todo.append(index)
     cached = [answers[i] is not None for i in range(len(requests))]
     if report:
-        report(len(requests), len(requests) - len(todo), 0)
+        report(len(requests), len(requests) - sum(map(len, copies.values())), 0)
 
     def keep(index: int, answer) -> None:
-        answers[index] = answer
+        for same in copies[keys[index]]:
+            answers[same] = answer
         if cache and getattr(answer, "finish_reason", "") != "prompt_too_long":
             cache.put(keys[index], asdict(answer))
         if report:
-            report(0, 1, getattr(answer, "output_tokens", 0))
+            report(0, len(copies[keys[index]]), getattr(answer, "output_tokens", 0))
 
     if stream is not None:
         for position, answer in stream([requests[i] for i in todo]):
@@ -257,17 +296,24 @@ def _generation_records(
 ) -> list[dict]:
     style = settings.style
     sampling = settings.sampling_for(task.sampling(style))
-    records = [{"id": s["id"], "responses": []} for s in samples]
-    turns = [task.turns(s) for s in samples]
+    sampled = settings.temperature > 0
+    # a conversation is one repeat of one sample; its turns see only its own earlier answers
+    conversations = [(i, r) for i in range(len(samples)) for r in range(settings.repeats)]
+    answered: list[list[dict]] = [[] for _ in conversations]
+    turns = [task.turns(samples[i]) for i, _ in conversations]
     for turn in range(max(turns, default=0)):
-        active = [i for i, n in enumerate(turns) if n > turn]
+        active = [c for c, n in enumerate(turns) if n > turn]
         requests = []
-        for i in active:
-            history = [r["text"] for r in records[i]["responses"]]
+        for c in active:
+            i, repeat = conversations[c]
+            history = [r["text"] for r in answered[c]]
             prompt = task.prompt(samples[i], style, history)
             text = renderer.render(prompt, style)
             gold = task.gold_output(samples[i], turn) if with_gold else None
-            requests.append(GenerationRequest(text, task.sample_sampling(samples[i], sampling), gold))
+            own = task.sample_sampling(samples[i], sampling)
+            if sampled:  # a seed per request: reproducible, and independent across samples and repeats
+                own = replace(own, seed=request_seed(settings.seed, samples[i]["id"], turn, repeat))
+            requests.append(GenerationRequest(text, own, gold))
         answers, cached = _answer_all(
             requests,
             cache,
@@ -277,16 +323,27 @@ def _generation_records(
             lambda v: Generation(**v),
             report,
         )
-        for i, request, answer, hit in zip(active, requests, answers, cached, strict=True):
-            records[i]["responses"].append(
+        for c, request, answer, hit in zip(active, requests, answers, cached, strict=True):
+            repeat = {"repeat": conversations[c][1]} if settings.repeats > 1 else {}
+            answered[c].append(
                 {
                     "prompt": request.prompt,
                     "prompt_sha256": sha256_text(request.prompt),
                     "cached": hit,
+                    **repeat,
                     **asdict(answer),
                 }
             )
+    # repeat-major within a sample: repeat 0's turns, then repeat 1's (score.py splits them back)
+    records = [{"id": s["id"], "responses": []} for s in samples]
+    for (i, _), responses in zip(conversations, answered, strict=True):
+        records[i]["responses"] += responses
     return records
+
+
+def request_seed(seed: int, sample_id: str, turn: int, repeat: int) -> int:
+    """The seed of one sampled request, derived from the run's seed (32 bits, as every engine takes)."""
+    return int(hashlib.sha256(f"{seed}:{sample_id}:{turn}:{repeat}".encode()).hexdigest()[:8], 16)
 
 
 def request_counts(records: Sequence[dict]) -> dict[str, int]:
@@ -327,6 +384,7 @@ def run_generation(
         "dataset": task.name,
         "dataset_info": dataset_info,
         "samples": len(samples),
+        "protocol": task.protocol,
         "shots": task.shots,
         "engine": asdict(engine.info),
         "preset": preset_name,
@@ -357,6 +415,7 @@ def cell_inputs(
         "model": None if engine_info(engine_name).gold_answers else model_identity(spec),
         "engine": output_identity(engine_name, spec, engine_preset, params.engine),
         "settings": asdict(generation_settings(params, spec, preset)),
+        "protocol": params.protocol,
         "code": generation_code_sha256(),
     }
     return {
@@ -423,7 +482,11 @@ def generate_model(
             cache = None
             if identity is not None:
                 cache = ResponseCache(
-                    layout.response_cache(cell), identity, engine_output, params.generate.flush_every
+                    layout.response_cache(cell),
+                    identity,
+                    engine_output,
+                    params.generate.flush_every,
+                    params.protocol,
                 )
             report = _reporter(batched, name) if batched else None
             was_loaded = engine.loaded

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from qwen_pipe.console import fmt
 from qwen_pipe.io import read_json, read_json_tree
+from qwen_pipe.published import Z95, compare_published, protocol
 
 METRICS = Path("metrics")
 REPORT_DIR = Path("reports")  # figures are linked relative to it
@@ -164,6 +165,7 @@ def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
         readiness_section(metrics),
         accuracy_section(metrics),
         truncation_section(metrics),
+        published_section(metrics),
         sandbox_section(metrics),
         performance_matrix_section(metrics),
         cost_scaling_section(metrics),
@@ -202,7 +204,8 @@ def _sorted_evals(metrics: dict) -> list[dict]:
 
 
 def accuracy_section(metrics: dict) -> list[str]:
-    """One row per evaluation cell: score, stderr, N, truncations; a failed cell reads FAILED."""
+    """One row per evaluation cell: score, stderr, N, truncations, the protocol it ran under (the document's
+    `protocol`, "qwen-pipe" where it has none); a failed cell reads FAILED."""
     evals = _sorted_evals(metrics)
     if not evals:
         return []
@@ -217,7 +220,8 @@ def accuracy_section(metrics: dict) -> list[str]:
     for doc in evals:
         cell = [doc["model"], doc.get("preset") or "–"]
         if doc.get("status") == "failed":
-            rows.append([*cell, doc["dataset"], doc["primary_metric"], "FAILED", None, 0, None, None, None])
+            failed = [doc["dataset"], doc["primary_metric"], "FAILED", None, 0, None, None, None]
+            rows.append([*cell, *failed, protocol(doc)])
             continue
         rows.append(
             [
@@ -230,6 +234,7 @@ def accuracy_section(metrics: dict) -> list[str]:
                 _truncations(doc),
                 doc["shots"],
                 "on" if doc.get("thinking") else "off",
+                protocol(doc),
             ]
         )
     header = [
@@ -243,6 +248,7 @@ def accuracy_section(metrics: dict) -> list[str]:
         "truncated",
         "shots",
         "thinking",
+        "protocol",
     ]
     return [*lines, *_table(header, rows), ""]
 
@@ -262,6 +268,66 @@ def truncation_section(metrics: dict) -> list[str]:
         "answers. Raise the budget (a long_context preset for thinking runs) or check the model stops.",
         "",
     ]
+
+
+def published_section(metrics: dict) -> list[str]:
+    """Qwen's published scores (qwen_pipe/published.yaml) beside the results that measure them: same model,
+    dataset, shots and thinking mode, the qwen protocol, the whole published split (see published.py)."""
+    evals = eval_documents(metrics)
+    if not evals:
+        return []
+    comparison = compare_published(evals)
+    lines = ["## Published numbers", ""]
+    skipped = "; ".join(f"{reason}: {count}" for reason, count in sorted(comparison.skipped.items()))
+    if not comparison.rows:
+        return [
+            *lines,
+            "No result under the qwen protocol on a full published split, with the published shots and thinking "
+            f"mode: embedded-sample and tiny-model results are never compared (not compared here: {skipped}).",
+            "",
+        ]
+    rows = [
+        [
+            r["model"],
+            r["preset"] or "–",
+            r["dataset"],
+            r["metric"],
+            r["shots"],
+            "–" if r["thinking"] is None else ("on" if r["thinking"] else "off"),
+            r["published"],
+            r["measured"],
+            r["delta"],
+            "–" if r["delta_low"] is None else f"[{fmt(r['delta_low'])}, {fmt(r['delta_high'])}]",
+            "–" if r["outside"] is None else ("**OUTSIDE**" if r["outside"] else "inside"),
+            f"{r['published_model']} {r['benchmark']}; {r['source']['table']}",
+        ]
+        for r in comparison.rows
+    ]
+    header = [
+        "model",
+        "preset",
+        "dataset",
+        "metric",
+        "shots",
+        "thinking",
+        "published",
+        "measured",
+        "delta",
+        "delta 95% interval",
+        "published vs measured 95%",
+        "published as",
+    ]
+    lines += [
+        f"Delta = measured - published; its interval is measured ± {Z95}·stderr minus published. OUTSIDE: the "
+        "published number lies outside the measured 95% interval (look at the prompt, template and extraction "
+        "first).",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+    if skipped:
+        lines += [f"Not compared: {skipped}.", ""]
+    return lines
 
 
 def sandbox_section(metrics: dict) -> list[str]:

@@ -19,6 +19,7 @@ from qwen_pipe.console import fmt, progress_bar
 from qwen_pipe.engines.base import Generation, Loglikelihood
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.io import read_json, read_jsonl, write_json, write_jsonl
+from qwen_pipe.protocols import DEFAULT_PROTOCOL
 from qwen_pipe.provenance import provenance
 from qwen_pipe.scoring.stats import rate
 from qwen_pipe.tasks.common.base import PromptStyle, SampleScore, Task
@@ -48,12 +49,17 @@ def score_records(
     progress: bool = False,
     cache: ChunkStore | None = None,
     flush_every: int = 64,
+    repeats: int = 1,
 ) -> tuple[list[dict], dict[str, dict]]:
     """Per-sample score rows and the aggregate metrics (mean, stderr, n of each).
 
     With a cache, samples already scored by the same scorer code on the same responses are read back,
     and new scores are flushed every few samples: a killed score stage resumes where it stopped.
     `progress`: a live bar on stderr, where the console shows one (console.progress_enabled).
+    `repeats`: each sample was answered that many times (sampled runs, generate.repeats): every repeat is
+    scored on its own, a sample's row holds the mean of its repeats, the aggregate covers all of them and
+    `_repeats` gives the primary metric of each repeat with their mean and spread. A code task scores a
+    sample's answers together instead (pass@k over them).
     """
     by_id = {s["id"]: s for s in samples}
     missing = [r["id"] for r in records if r["id"] not in by_id]
@@ -63,6 +69,9 @@ def score_records(
             "the dataset changed after generation: rerun generate (dvc repro)",
         )
     ordered = [by_id[r["id"]] for r in records]
+    slices = 1 if task.kind == "code" else repeats
+    # a unit is one repeat of one sample: (sample index, its responses)
+    units = [(i, part) for i, record in enumerate(records) for part in _split(record["responses"], slices)]
     known = cache.load() if cache else {}
     scorer = task_code_sha256(task.name) if cache else ""
     keys = [
@@ -70,44 +79,77 @@ def score_records(
             {
                 "scorer": scorer,
                 "task": task.name,
+                "protocol": task.protocol,
                 "shots": task.shots,
                 "style": asdict(style),
-                "sample": sample,
-                "responses": [{k: v for k, v in r.items() if k not in VOLATILE} for r in record["responses"]],
+                "sample": ordered[i],
+                "responses": [{k: v for k, v in r.items() if k not in VOLATILE} for r in part],
             }
         )
         if cache
         else ""
-        for sample, record in zip(ordered, records, strict=True)
+        for i, part in units
     ]
     scores: list[SampleScore | None] = [SampleScore(**known[key]) if key in known else None for key in keys]
-    todo = [i for i, score in enumerate(scores) if score is None]
+    todo = [u for u, score in enumerate(scores) if score is None]
     with progress_bar(len(todo), f"score {task.name}", unit="sample", show=progress) as bar:
         for start in range(0, len(todo), flush_every):
             chunk = todo[start : start + flush_every]
             fresh = task.score_all(
-                [ordered[i] for i in chunk], [responses_of(records[i]) for i in chunk], style
+                [ordered[units[u][0]] for u in chunk],
+                [responses_of({"responses": units[u][1]}) for u in chunk],
+                style,
             )
-            for i, score in zip(chunk, fresh, strict=True):
-                scores[i] = score
+            for u, score in zip(chunk, fresh, strict=True):
+                scores[u] = score
             if cache:
-                cache.append((keys[i], asdict(scores[i])) for i in chunk)
+                cache.append((keys[u], asdict(scores[u])) for u in chunk)
             bar.update(len(chunk))
     final = [s for s in scores if s is not None]
+    per_sample = [final[i * slices : (i + 1) * slices] for i in range(len(records))]
     rows = []
-    for record, score in zip(records, final, strict=True):
+    for record, group in zip(records, per_sample, strict=True):
         first = record["responses"][0] if record["responses"] else {}
+        metrics = {m: sum(g.metrics[m] for g in group) / len(group) for m in group[0].metrics}
         rows.append(
             {
                 "id": record["id"],
                 "prompt_sha256": first.get("prompt_sha256") or first.get("context_sha256"),
                 "output": [r["text"] for r in record["responses"] if "text" in r] or None,
-                "extracted": score.extracted,
-                "metrics": score.metrics,
-                "correct": bool(score.metrics.get(task.primary_metric, 0.0) >= 1.0),
+                "extracted": group[0].extracted if slices == 1 else {"repeats": [g.extracted for g in group]},
+                "metrics": metrics,
+                "correct": bool(metrics.get(task.primary_metric, 0.0) >= 1.0),
             }
         )
-    return rows, task.aggregate(ordered, final)
+    if slices == 1:
+        return rows, task.aggregate(ordered, final)
+    aggregate = task.aggregate([ordered[i] for i, _ in units], final)
+    each = [task.aggregate(ordered, [group[r] for group in per_sample]) for r in range(slices)]
+    aggregate["_repeats"] = repeat_spread([a[task.primary_metric]["value"] for a in each])
+    return rows, aggregate
+
+
+def _split(responses: list[dict], parts: int) -> list[list[dict]]:
+    """A record's responses, repeat by repeat (generation writes them repeat-major)."""
+    if parts == 1:
+        return [responses]
+    if len(responses) % parts:
+        raise QwenPipeError(
+            f"{len(responses)} responses cannot be {parts} repeats",
+            "the generation does not match generate.repeats: rerun generate (dvc repro)",
+        )
+    size = len(responses) // parts
+    return [responses[r * size : (r + 1) * size] for r in range(parts)]
+
+
+def repeat_spread(values: list[float | None]) -> dict:
+    """The primary metric of each repeat, their mean and sample standard deviation."""
+    present = [v for v in values if v is not None]
+    mean = sum(present) / len(present) if present else None
+    spread = None
+    if len(present) > 1 and mean is not None:
+        spread = (sum((v - mean) ** 2 for v in present) / (len(present) - 1)) ** 0.5
+    return {"n": len(values), "values": values, "mean": mean, "std": spread}
 
 
 def failed_requests(task: Task, rows: Sequence[dict], meta: dict) -> dict[str, int]:
@@ -155,6 +197,12 @@ def score_cell(
     layout.score_cache(cell).mkdir(parents=True, exist_ok=True)  # a DVC output even when unused
     if "failure" in meta:
         return [], failed_metrics(cell, task, meta["failure"], meta.get("samples", 1))
+    generated_under = meta.get("protocol", DEFAULT_PROTOCOL)
+    if generated_under != task.protocol:
+        raise QwenPipeError(
+            f"{cell}: generated under protocol {generated_under}, scored under {task.protocol}",
+            "rerun generate with the same protocol (dvc repro), or score under the generation's protocol",
+        )
     records = read_jsonl(layout.generation(cell))
     style = PromptStyle(**meta["settings"]["style"])
     cache = ChunkStore(layout.score_cache(cell))
@@ -166,10 +214,10 @@ def score_cell(
 
         isolation, sandboxes = isolation_mode(), keep_judges()
     with sandboxes:
-        rows, aggregate = score_records(
-            task, samples, records, style, progress=True, cache=cache, flush_every=flush_every
-        )
+        repeats = meta["settings"].get("repeats", 1)
+        rows, aggregate = score_records(task, samples, records, style, True, cache, flush_every, repeats)
     cache.compact()
+    spread = aggregate.pop("_repeats", None)
     primary = aggregate[task.primary_metric]
     info = meta["dataset_info"]
     requests = meta.get("requests", 0)
@@ -184,6 +232,7 @@ def score_cell(
         "stderr": primary["stderr"],
         "n": primary["n"],
         "metrics": aggregate,
+        "repeats": spread,  # sampled runs answered n times: the primary metric per repeat, mean and std
         "requests": requests,
         "truncated": failed["truncated"],
         "truncation_rate": rate(failed["truncated"], requests),
@@ -191,6 +240,7 @@ def score_cell(
         "embedded_sample": info.get("embedded_sample", False),
         "source": {k: info.get(k) for k in ("source", "origin", "split", "rows", "sha256")},
         "requests_sha256": info.get("requests_sha256"),
+        "protocol": task.protocol,
         "shots": meta["shots"],
         "thinking": style.enable_thinking,
         "chat": style.chat,

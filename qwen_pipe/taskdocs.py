@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.protocols import PROTOCOLS
 from qwen_pipe.tasks import task_names
-from qwen_pipe.tasks.common.base import GenerationTask
+from qwen_pipe.tasks.common.base import GenerationTask, PromptStyle, Task
 from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask
-from qwen_pipe.tasks.common.registry import get_task
+from qwen_pipe.tasks.common.registry import get_task, task_class
 
 HEADER = """# Tasks
 
@@ -19,6 +21,12 @@ options, the answer extracted with `choice_letter`), listed as `<name> (letters)
 Chat models get prompts through their chat template (few-shot examples as earlier turns); base models
 get plain completion prompts. In Qwen3 thinking mode the `<think>` block is stripped before scoring, the
 output budget becomes 32,768 tokens and stop strings are dropped.
+
+The table below is each task's own setting (the `qwen-pipe` and `qwen` protocols); [Protocols](#protocols)
+lists what every task does under each protocol, the `lm-eval` one included, and which lm-evaluation-harness
+task it reproduces. [lm_eval_side_by_side.md](lm_eval_side_by_side.md) compares the `lm-eval` protocol with
+lm-eval itself sample by sample; [ifeval_agreement.md](ifeval_agreement.md) compares the IFEval checkers
+with lm-eval's.
 """
 
 ADDING = """## Adding a dataset
@@ -44,6 +52,92 @@ writes its fetch and score manifests by itself), and pin its records, ids and re
 `tests/data/task_sources.json` (`python tests/test_task_sources.py --write`). `tests/test_toy_task.py`
 declares a toy dataset in a few lines and runs it through fetch, generate (oracle) and score.
 """
+
+
+def output_budget(task: Task) -> int | None:
+    """The task's own output budget in tokens for a plain prompt (None: log-likelihood, no output)."""
+    return task.sampling(PromptStyle(chat=False)).max_new_tokens if isinstance(task, GenerationTask) else None
+
+
+def _source(task: Task | type[Task]) -> dict:
+    source = task.source
+    hub = source.hub_id + (f" ({source.hub_config})" if source.hub_config else "")
+    return {"source": hub, "split": source.split, "n": source.rows}
+
+
+def protocol_rows(protocols: list[str] | None = None) -> list[dict]:
+    """Per dataset and protocol: source, shots, output budget and metric (`qwen-pipe datasets list`)."""
+    rows = []
+    for name in task_names():
+        for protocol in protocols or list(PROTOCOLS):
+            try:
+                task = get_task(name, protocol=protocol)
+            except QwenPipeError:  # no counterpart under this protocol (lm-eval)
+                cls = task_class(name)
+                rows.append(
+                    {
+                        **_source(cls),
+                        "name": name,
+                        "kind": cls.kind,
+                        "protocol": protocol,
+                        "shots": None,
+                        "budget": None,
+                        "metric": None,
+                        "setting": cls.protocol_setting(protocol),
+                        "formats": [],
+                    }
+                )
+                continue
+            rows.append(
+                {
+                    "name": name,
+                    "source": task.source.hub_id
+                    + (f" ({task.source.hub_config})" if task.source.hub_config else ""),
+                    "split": task.source.split,
+                    "n": task.source.rows,
+                    "kind": task.kind,
+                    "protocol": protocol,
+                    "shots": task.shots,
+                    "budget": output_budget(task),
+                    "metric": task.primary_metric,
+                    "setting": task.protocol_setting(protocol),
+                    "formats": ["letters"]
+                    if isinstance(task, MultipleChoiceTask) and protocol != "lm-eval"
+                    else [],
+                }
+            )
+    return rows
+
+
+def protocols_section() -> list[str]:
+    lines = [
+        "## Protocols",
+        "",
+        "A protocol (params `protocol`, `qwen-pipe eval --protocol`) decides how every task is asked and graded;",
+        "it is recorded in every metrics file and the report, and is part of the response-cache key.",
+        "",
+        "| protocol | what it is |",
+        "|---|---|",
+        *(f"| {p.name} | {_cell(p.description)} |" for p in PROTOCOLS.values()),
+        "",
+        "Per task (budget: output tokens for a plain prompt; thinking, and post-trained models under `qwen`,",
+        "get 32,768; `-`: scored by log-likelihood):",
+        "",
+        "| task | protocol | lm-eval task | shots | budget | metric | setting |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in protocol_rows():
+        lm_task = task_class(row["name"]).lm_eval_task if row["protocol"] == "lm-eval" else None
+        lines.append(
+            f"| {row['name']} | {row['protocol']} | {_dash(lm_task)} | {_dash(row['shots'])} | "
+            f"{row['budget'] or '-'} | {row['metric'] or '-'} | "
+            f"{_cell(row['setting'])} |"
+        )
+    return lines
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None else str(value)
 
 
 def _cell(text: str) -> str:
@@ -81,6 +175,7 @@ def render() -> str:
             exceptions.append(
                 f"| {name} | all | no gold answers: the oracle refuses the task (judged by an LLM) |"
             )
+    lines += ["", *protocols_section()]
     lines += [
         "",
         "## Mirror files",

@@ -6,11 +6,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from qwen_pipe.config import GenerateParams, Params, Preset, ValidateParams, output_budget
+from qwen_pipe.config import (
+    THINKING_MAX_NEW_TOKENS,
+    GenerateParams,
+    Params,
+    Preset,
+    ValidateParams,
+    output_budget,
+)
 from qwen_pipe.engines.registry import engine_info
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.io import read_json
 from qwen_pipe.models.spec import Kind, ModelSpec
+from qwen_pipe.protocols import DEFAULT_PROTOCOL, run_mode
 
 # Chat templates differ by model (Qwen2.5 adds a default system prompt; Qwen3 an empty think block): prompt
 # sizes are measured as ChatML (tasks/common/requests.py), and this many tokens are allowed on top.
@@ -45,6 +53,7 @@ class Fit:
     needed: int  # prompt + turns x output budget
     context: int  # the preset's max_model_len, capped at the model's positions
     fits: bool
+    budget: int | None = None  # a capped budget (`qwen` protocol): the budget before the cap
 
 
 @dataclass
@@ -124,33 +133,45 @@ def check_configuration(
 
 
 def request_fit(
-    spec: ModelSpec, preset: Preset, dataset: str, requests: dict, generate: GenerateParams
+    spec: ModelSpec,
+    preset: Preset,
+    dataset: str,
+    requests: dict,
+    generate: GenerateParams,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> Fit:
     """The longest request of `dataset` (its fetch-time summary, tasks/requests.py) against the context
-    of one model x preset."""
-    thinking = generate.thinking and spec.supports_thinking and spec.chat
-    style = "base" if not spec.chat else "thinking" if thinking else "chat"
+    of one model x preset, asked as the protocol asks it."""
+    mode = run_mode(protocol, spec.chat, spec.supports_thinking, generate.thinking)
+    style = "base" if not mode.chat else "thinking" if mode.thinking else "chat"
     if style not in requests["output_tokens"]:  # log-likelihood: one forward pass, the same in every style
         style = "base"
     task_budget = requests["output_tokens"][style]
     if task_budget == 0:
         prompt, output, turns = requests["prompt_tokens"][style], 1, 1
     else:
-        prompt = requests["prompt_tokens"][style] + (CHAT_TEMPLATE_MARGIN if spec.chat else 0)
-        output = output_budget(generate.max_new_tokens, thinking, task_budget)
+        prompt = requests["prompt_tokens"][style] + (CHAT_TEMPLATE_MARGIN if mode.chat else 0)
+        output = output_budget(generate.max_new_tokens, mode.long_output, task_budget)
         turns = requests.get("turns", 1)
-    needed = prompt + turns * output
     context = min(preset.max_model_len, spec.architecture.max_position_embeddings)
+    room = max(context - prompt, 0) // turns
+    if task_budget and mode.capped and output > room:
+        # "up to" the budget: what the context leaves, which must still hold the task's own budget
+        capped = Fit(dataset, style, prompt, room, turns, prompt + turns * room, context, True, budget=output)
+        capped.fits = room >= min(task_budget, output)
+        return capped
+    needed = prompt + turns * output
     return Fit(dataset, style, prompt, output, turns, needed, context, needed <= context)
 
 
 def _misfit(fit: Fit) -> str:
     thinking = " with thinking" if fit.style == "thinking" else ""
-    fix = (
-        "generate with the long_context preset (generate.presets) or set generate.thinking false"
-        if fit.style == "thinking"
-        else "use a preset with a larger max_model_len, or lower generate.max_new_tokens"
-    )
+    if fit.style == "thinking":
+        fix = "generate with the long_context preset (generate.presets) or set generate.thinking false"
+    elif fit.output_tokens >= THINKING_MAX_NEW_TOKENS:  # the `qwen` protocol's post-trained budget
+        fix = "generate with the long_context preset (generate.presets) or lower generate.max_new_tokens"
+    else:
+        fix = "use a preset with a larger max_model_len, or lower generate.max_new_tokens"
     turns = f" x {fit.turns} turns" if fit.turns > 1 else ""
     return (
         f"{fit.dataset}{thinking}: {fit.prompt_tokens:,} prompt + {fit.output_tokens:,} output tokens{turns} "
@@ -200,7 +221,7 @@ def validate_all(params: Params, requests: dict[str, dict] | None = None) -> lis
             skipped = prompts_skipped(params, name, preset_name) if requests else None
             if requests and not skipped:
                 check.fits = [
-                    request_fit(spec, preset, dataset, requests[dataset], params.generate)
+                    request_fit(spec, preset, dataset, requests[dataset], params.generate, params.protocol)
                     for dataset in params.run.datasets
                 ]
                 misfits = [_misfit(f) for f in check.fits if not f.fits]
@@ -209,6 +230,12 @@ def validate_all(params: Params, requests: dict[str, dict] | None = None) -> lis
                     check.status = "FAIL"
                 elif check.status == "PASS" and params.generate.thinking and (note := thinking_note(spec)):
                     check.reasons.append(note)
+                if check.status == "PASS" and (capped := [f for f in check.fits if f.budget]):
+                    least = min(capped, key=lambda f: f.output_tokens)
+                    check.reasons.append(
+                        f"output capped at the context left after the prompt ({least.output_tokens:,} of "
+                        f"{least.budget:,} tokens for {least.dataset}; the long_context preset leaves more)"
+                    )
             elif skipped and check.status == "PASS":
                 check.reasons.append(skipped)
             checks.append(check)

@@ -17,9 +17,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "io", "console", "provenance", "cache", "isolation", "cells")),
     ("models", ("models",)),
     # `tasks` here is only the package's __init__: the table of dataset names that config checks against
-    ("config", ("config", "profiles", "tasks.__init__")),
+    ("config", ("config", "profiles", "protocols", "tasks.__init__")),
     ("engines, scoring, sandbox, sources", ("engines", "scoring", "sandbox", "sources")),
-    ("tasks, measurement, prompts, figures", ("tasks", "measure", "prompting", "plots")),
+    (
+        "tasks, measurement, prompts, figures, published numbers",
+        ("tasks", "measure", "prompting", "plots", "published"),
+    ),
     ("code identity", ("codedeps",)),
     (
         "stages",

@@ -263,7 +263,9 @@ def test_thinking_never_applies_to_a_base_model(h100):
     assert max(f.output_tokens for f in thinking.fits) == 32768
     # two thinking turns of MT-Bench (2 x 32,768) exceed even long_context's 40,960 positions
     assert [f.dataset for f in thinking.fits if not f.fits] == ["mt_bench"]
-    assert checks["qwen2.5_8b", "long_context"].reasons[-1].startswith("thinking off: the model has no")
+    assert any(
+        r.startswith("thinking off: the model has no") for r in checks["qwen2.5_8b", "long_context"].reasons
+    )
     # on a 4,096-token preset, thinking fails the Qwen3 post-trained models only, not their base twins
     checks = _h100_checks(h100, thinking=True, presets=["balanced"])
     assert checks["qwen3_8b", "balanced"].status == "FAIL"

@@ -159,7 +159,8 @@ class VLLMEngine:
             return
         params = [
             SamplingParams(
-                max_tokens=r.sampling.max_new_tokens,
+                # "up to" the budget (the `qwen` protocol's 32,768): never past the context
+                max_tokens=min(r.sampling.max_new_tokens, limit - len(token_ids[i])),
                 temperature=r.sampling.temperature,
                 top_p=r.sampling.top_p,
                 top_k=r.sampling.top_k if r.sampling.top_k > 0 else -1,
@@ -169,7 +170,7 @@ class VLLMEngine:
                 ignore_eos=r.sampling.ignore_eos,
                 stop_token_ids=self.stop_token_ids or None,
             )
-            for r in (requests[i] for i in runnable)
+            for i, r in ((i, requests[i]) for i in runnable)
         ]
         started = time.perf_counter()
         prompts = [TokensPrompt(prompt_token_ids=token_ids[i]) for i in runnable]
@@ -215,9 +216,13 @@ class VLLMEngine:
         if not requests:
             return []
         splits = [context_continuation_ids(self.tokenizer, r.context, r.continuation) for r in requests]
-        prompts = [TokensPrompt(prompt_token_ids=ctx + cont) for ctx, cont in splits]
+        # longest first, as lm-eval orders them: the scheduler packs the long prompts' chunks together
+        order = sorted(range(len(splits)), key=lambda i: -sum(map(len, splits[i])))
+        prompts = [TokensPrompt(prompt_token_ids=splits[i][0] + splits[i][1]) for i in order]
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
-        outputs = self.llm.generate(prompts, params, use_tqdm=_progress())
+        outputs: list = [None] * len(splits)
+        for i, out in zip(order, self.llm.generate(prompts, params, use_tqdm=_progress()), strict=True):
+            outputs[i] = out
         results = []
         for (ctx, cont), out in zip(splits, outputs, strict=True):
             total, greedy = 0.0, True

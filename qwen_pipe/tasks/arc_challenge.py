@@ -11,6 +11,7 @@ from qwen_pipe.tasks.common.registry import register
 @register
 class ARCChallenge(ARCTask):
     name = "arc_challenge"
+    lm_eval_task = "arc_challenge"
     source = DataSource(
         hub_id="allenai/ai2_arc",
         hub_config="ARC-Challenge",

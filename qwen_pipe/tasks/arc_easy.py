@@ -10,6 +10,7 @@ from qwen_pipe.tasks.common.registry import register
 @register
 class ARCEasy(ARCTask):
     name = "arc_easy"
+    lm_eval_task = "arc_easy"
     source = DataSource(
         hub_id="allenai/ai2_arc",
         hub_config="ARC-Easy",

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.scoring.extract import bbh_answer, normalize_bbh
+from qwen_pipe.scoring.lm_eval import regex_filter
 from qwen_pipe.scoring.stats import group_means, macro_average, mean_and_stderr
 from qwen_pipe.sources.hub import load_hub_split
 from qwen_pipe.sources.mirror import DATA_DIR_ENV, mirror_file, require_fields, resolve_data_dir
@@ -63,6 +65,10 @@ SUBTASKS = (
 FIELDS = ("input", "target")
 ANSWER_PREFIX = "Let's think step by step."
 MAX_NEW_TOKENS = 1024  # lm-eval bbh_cot_fewshot max_gen_toks
+# lm-eval `bbh_cot_fewshot`: the same official exemplars, rendered 'Q: ...\nA: Let's think step by step.\n<chain>',
+# stopped at "Q" and a blank line, the answer read by its regex and compared as is
+LM_EVAL_STOPS = ("</s>", "Q", "\n\n")
+LM_EVAL_ANSWER = r"(?<=the answer is )(.*)(?=.)"
 
 
 def cot_prompt_text(raw: str) -> str:
@@ -89,6 +95,10 @@ def parse_cot_prompt(text: str) -> tuple[str, list[tuple[str, str]]]:
     return description, exemplars
 
 
+def _lm_eval_turn(question: str) -> str:
+    return f"Q: {question}\nA: {ANSWER_PREFIX}\n"
+
+
 def _gathered(examples: list[dict], subtask: str, cot_prompt: str) -> list[dict]:
     return [
         {"input": e["input"], "target": e["target"], "subtask": subtask, "cot_prompt": cot_prompt}
@@ -99,6 +109,7 @@ def _gathered(examples: list[dict], subtask: str, cot_prompt: str) -> list[dict]
 @register
 class BBH(GenerationTask):
     name = "bbh"
+    lm_eval_task = "bbh_cot_fewshot"
     kind = "generation"
     source = DataSource(
         hub_id="lukaemon/bbh",
@@ -126,6 +137,14 @@ class BBH(GenerationTask):
         "led by the description) and an assistant turn with its chain of thought"
     )
     default_shots = 3
+    protocol_settings: ClassVar[dict[str, tuple[int, str]]] = {
+        "lm-eval": (
+            3,
+            "lm-eval `bbh_cot_fewshot` (the published setting is 3-shot CoT): the official exemplars as "
+            "'Q: q\\nA: Let's think step by step.\\n<chain>', stops 'Q' and a blank line, 1,024 tokens; answer "
+            "= first match of '(?<=the answer is )(.*)(?=.)', exact match as is; mean over all samples",
+        )
+    }
 
     # --- data -----------------------------------------------------------------------------------
     def load_mirror(self, root: Path) -> list[dict]:
@@ -180,6 +199,11 @@ class BBH(GenerationTask):
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
         description, exemplars = self._exemplars(sample)
+        if self.lm_eval:
+            shots = "".join(
+                f"{_lm_eval_turn(q)}{a.removeprefix(ANSWER_PREFIX).lstrip()}\n\n" for q, a in exemplars
+            )
+            return f"{description}\n\n{shots}{_lm_eval_turn(sample['input'])}"
         if style.chat:
             questions = [q for q, _ in exemplars] + [sample["input"]]
             messages: list[dict[str, str]] = []
@@ -193,16 +217,23 @@ class BBH(GenerationTask):
         return f"{description}{shots}\n\nQ: {sample['input']}\nA: {ANSWER_PREFIX}"
 
     def sampling(self, style: PromptStyle) -> SamplingParams:
+        if self.lm_eval:
+            return SamplingParams(max_new_tokens=MAX_NEW_TOKENS, stop=LM_EVAL_STOPS)
         # lm-eval stops at "\n\n" and "Q" (a bare "Q" also cuts a chain of thought that mentions "Queen");
         # a chat model ends its turn, and its answers may hold blank lines
         return SamplingParams(max_new_tokens=MAX_NEW_TOKENS, stop=() if style.chat else ("\n\n", "\nQ:"))
 
     def gold_output(self, sample: dict, turn: int = 0) -> str | None:
+        if self.lm_eval:  # the prompt ends with the prefix; the reply is the chain after it
+            return f"So the answer is {sample['target']}."
         return f"{ANSWER_PREFIX}\nSo the answer is {sample['target']}."
 
     # --- scoring ------------------------------------------------------------------------------------
     def score(self, sample: dict, responses: Sequence[Response], style: PromptStyle) -> SampleScore:
-        answer, gold = bbh_answer(responses[0].text), normalize_bbh(sample["target"])
+        if self.lm_eval:
+            answer, gold = regex_filter(responses[0].text, LM_EVAL_ANSWER), sample["target"]
+        else:
+            answer, gold = bbh_answer(responses[0].text), normalize_bbh(sample["target"])
         return SampleScore(
             {"exact_match": float(answer == gold)},
             {"answer": answer, "gold": gold, "subtask": sample["subtask"]},

@@ -23,6 +23,7 @@ def from_superglue(record: dict) -> dict:
 @register
 class BoolQ(MultipleChoiceTask):
     name = "boolq"
+    lm_eval_task = "boolq"
     source = DataSource(
         hub_id="google/boolq",
         hub_config=None,

@@ -34,6 +34,7 @@ def preprocess(text: str) -> str:
 @register
 class HellaSwag(MultipleChoiceTask):
     name = "hellaswag"
+    lm_eval_task = "hellaswag"
     source = DataSource(
         hub_id="Rowan/hellaswag",
         hub_config=None,

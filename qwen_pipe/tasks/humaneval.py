@@ -10,6 +10,7 @@ from qwen_pipe.tasks.common.registry import register
 @register
 class HumanEval(HumanEvalFormat):
     name = "humaneval"
+    lm_eval_task = "humaneval"
     source = DataSource(
         hub_id="openai/openai_humaneval",
         hub_config=None,

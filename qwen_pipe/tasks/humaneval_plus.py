@@ -24,6 +24,7 @@ TEST_FIXES = (
 @register
 class HumanEvalPlus(HumanEvalFormat):
     name = "humaneval_plus"
+    lm_eval_task = "humaneval_plus"
     source = DataSource(
         hub_id="evalplus/humanevalplus",
         hub_config=None,

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import ClassVar
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.scoring.extract import strip_thinking
@@ -61,6 +62,7 @@ def ratio_and_stderr(followed: Sequence[int], counts: Sequence[int]) -> dict:
 @register
 class IFEval(GenerationTask):
     name = "ifeval"
+    lm_eval_task = "ifeval"
     oracle_exceptions = ORACLE_EXCEPTIONS
     kind = "instruction"
     source = DataSource(
@@ -87,6 +89,13 @@ class IFEval(GenerationTask):
         "user turn, greedy, up to 1280 new tokens as lm-eval ifeval; instruction-level accuracies pool instructions"
     )
     prompt_format = "chat: the record's prompt as the only user turn; base: the prompt as plain text"
+    protocol_settings: ClassVar[dict[str, tuple[int, str]]] = {
+        "lm-eval": (
+            0,
+            "lm-eval `ifeval`: the prompt as plain text for every model, no stops, 1,280 tokens, greedy; the "
+            "reply graded as is (no <think> stripping); prompt- and instruction-level strict and loose accuracy",
+        )
+    }
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
         if style.chat:
@@ -101,7 +110,8 @@ class IFEval(GenerationTask):
         return _oracle_response(json.dumps({f: sample[f] for f in FIELDS}, sort_keys=True))
 
     def score(self, sample: dict, responses: Sequence[Response], style: PromptStyle) -> SampleScore:
-        result = evaluate(sample, strip_thinking(responses[0].text))
+        text = responses[0].text
+        result = evaluate(sample, text if self.lm_eval else strip_thinking(text))
         count = max(len(result.inst_strict), 1)
         return SampleScore(
             {

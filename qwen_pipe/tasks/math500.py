@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.scoring.extract import strip_thinking
@@ -28,6 +29,7 @@ MAX_NEW_TOKENS = 2048  # the Qwen2.5-Math evaluation default (math_eval.py --max
 @register
 class Math500(GenerationTask):
     name = "math500"
+    lm_eval_task = "minerva_math500"
     kind = "generation"
     source = DataSource(
         hub_id="HuggingFaceH4/MATH-500",
@@ -51,6 +53,14 @@ class Math500(GenerationTask):
         "and an assistant turn"
     )
     default_shots = 4
+    protocol_settings: ClassVar[dict[str, tuple[int, str]]] = {
+        "lm-eval": (
+            4,
+            "lm-eval `minerva_math500`: the 4 Minerva exemplars, 'Problem:\\n<problem>\\n\\nSolution:' for every "
+            "model, stop 'Problem:', 256 tokens (lm-eval's default); graded by qwen-pipe's answer equivalence "
+            "(lm-eval's needs math_verify and antlr4 4.11: docs/tasks.md)",
+        )
+    }
 
     def sample_id(self, record: dict, index: int) -> str:
         # unique_id is "test/<subject>/<n>.json" on the hub
@@ -66,7 +76,7 @@ class Math500(GenerationTask):
         )
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
-        if style.chat:
+        if style.chat and not self.lm_eval:
             messages: list[dict[str, str]] = []
             for shot in self._shots():
                 messages.append({"role": "user", "content": f"{shot['problem']}\n{CHAT_INSTRUCTION}"})
@@ -77,6 +87,8 @@ class Math500(GenerationTask):
         return f"{shots}Problem:\n{sample['problem']}\n\nSolution:"
 
     def sampling(self, style: PromptStyle) -> SamplingParams:
+        if self.lm_eval:
+            return SamplingParams(max_new_tokens=256, stop=("Problem:",))
         # a base model goes on with the next "Problem:" of the few-shot pattern; a chat model ends its turn
         return SamplingParams(max_new_tokens=MAX_NEW_TOKENS, stop=() if style.chat else ("Problem:",))
 

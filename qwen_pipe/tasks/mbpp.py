@@ -11,6 +11,7 @@ import ast
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.sandbox import Program
@@ -50,6 +51,7 @@ def instruct_text(record: dict) -> str:
 @register
 class MBPP(CodeTask):
     name = "mbpp"
+    lm_eval_task = "mbpp"
     source = DataSource(
         hub_id="google-research-datasets/mbpp",
         hub_config="full",
@@ -70,6 +72,14 @@ class MBPP(CodeTask):
         "tests:\\n\\n{tests}\\n[BEGIN]\\n' x 3 shots, stop at [DONE]; chat: the same as user/assistant turns"
     )
     default_shots = 3
+    protocol_settings: ClassVar[dict[str, tuple[int, str]]] = {
+        "lm-eval": (
+            3,
+            "lm-eval `mbpp` (chosen over `mbpp_instruct`: the published MBPP numbers are 3-shot base-model runs): "
+            "the same 3-shot prompt for every model, stop '[DONE]', 256 tokens; program = the reply as is, run "
+            "against the three asserts without test_setup_code; pass@1",
+        )
+    }
 
     def all_rows(self, root: Path) -> list[dict]:
         return super().load_mirror(root)
@@ -81,7 +91,7 @@ class MBPP(CodeTask):
         return first_shots(embedded_exemplars("mbpp_fewshot.jsonl"), self.shots, "mbpp")
 
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
-        if style.chat:
+        if style.chat and not self.lm_eval:
             messages: list[dict[str, str]] = []
             for shot in self._shots():
                 messages.append({"role": "user", "content": instruct_text(shot)})
@@ -91,6 +101,8 @@ class MBPP(CodeTask):
         return shots + task_text(sample)
 
     def sampling(self, style: PromptStyle) -> SamplingParams:
+        if self.lm_eval:
+            return SamplingParams(max_new_tokens=256, stop=("[DONE]",))  # lm-eval's default max_gen_toks
         if style.chat:
             return SamplingParams(max_new_tokens=512)
         return SamplingParams(max_new_tokens=512, stop=("[DONE]",))
@@ -113,7 +125,7 @@ class MBPP(CodeTask):
             source,
             test="\n".join(record["test_list"]),
             entry_point=self.entry_point(record),
-            setup=record.get("test_setup_code") or "",
+            setup="" if self.lm_eval else record.get("test_setup_code") or "",
         )
 
     def reference_source(self, record: dict) -> str:
@@ -123,5 +135,7 @@ class MBPP(CodeTask):
         return completion  # MBPP's prompt is prose: a completion is the whole program
 
     def answer_source(self, record: dict, text: str) -> str:
+        if self.lm_eval:
+            return text
         code = extract_code(text.split("[DONE]", 1)[0])
         return code.removeprefix("[BEGIN]").strip("\n")

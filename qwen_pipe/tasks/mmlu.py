@@ -16,8 +16,10 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.protocols import DEFAULT_PROTOCOL
 from qwen_pipe.scoring.stats import group_means, macro_average, mean_and_stderr
 from qwen_pipe.sources.hub import load_hub_split
 from qwen_pipe.sources.mirror import read_mirror_jsonl
@@ -59,6 +61,7 @@ def subject_aggregate(
 @register
 class MMLU(MultipleChoiceTask):
     name = "mmlu"
+    lm_eval_task = "mmlu"
     oracle_exceptions = ORACLE_EXCEPTIONS
     source = DataSource(
         hub_id="cais/mmlu",
@@ -78,6 +81,13 @@ class MMLU(MultipleChoiceTask):
     gen_metrics = ("acc_micro", "acc_macro")
     max_shots = 5
     default_shots = 5
+    protocol_settings: ClassVar[dict[str, tuple[int, str]]] = {
+        "lm-eval": (
+            0,
+            "lm-eval `mmlu` as it runs by default: 0-shot (set tasks.mmlu.shots: 5 for `--num_fewshot 5`, the "
+            "published setting), Hendrycks' format, letters scored by log-likelihood; acc_micro = its group score",
+        )
+    }
     letters_setting = (
         "qwen-pipe's letter-choice MMLU for chat models, 0-shot by default (the Qwen3 report grades chat models "
         "generatively on MMLU-Redux; MMLU itself is published 5-shot log-likelihood); shots become earlier turns"
@@ -92,8 +102,8 @@ class MMLU(MultipleChoiceTask):
         "' A'..' D' scored"
     )
 
-    def __init__(self, shots: int | None = None):
-        super().__init__(shots)
+    def __init__(self, shots: int | None = None, protocol: str = DEFAULT_PROTOCOL):
+        super().__init__(shots, protocol)
         self._prefixes: dict[tuple, str] = {}  # every question of a subject shares its few-shot prefix
 
     def load_mirror(self, root: Path) -> list[dict]:

@@ -52,6 +52,7 @@ from pathlib import Path
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.protocols import DEFAULT_PROTOCOL
 from qwen_pipe.scoring.choice_extract import extractive_letter
 from qwen_pipe.scoring.stats import group_means, mean_and_stderr
 from qwen_pipe.sources.hub import load_hub_split
@@ -190,8 +191,8 @@ class MMLURedux(GenerationTask):
         "stop at a newline"
     )
 
-    def __init__(self, shots: int | None = None):
-        super().__init__(shots)
+    def __init__(self, shots: int | None = None, protocol: str = DEFAULT_PROTOCOL):
+        super().__init__(shots, protocol)
         if self.shots:
             raise QwenPipeError(
                 f"mmlu_redux: {self.shots}-shot asked, but MMLU-Redux has only its test split (0-shot only)",

@@ -39,6 +39,7 @@ def hub_records(raw: list[dict], labels: list[int], path: Path) -> list[dict]:
 @register
 class PIQA(MultipleChoiceTask):
     name = "piqa"
+    lm_eval_task = "piqa"
     source = DataSource(
         hub_id="ybisk/piqa",
         hub_config="plain_text",

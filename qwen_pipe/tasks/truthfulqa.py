@@ -77,6 +77,7 @@ def mc2(logprobs: Sequence[float], labels: Sequence[int]) -> float:
 @register
 class TruthfulQA(MultipleChoiceTask):
     name = "truthfulqa"
+    lm_eval_task = "truthfulqa_mc1, truthfulqa_mc2"
     source = DataSource(
         hub_id="truthfulqa/truthful_qa",
         hub_config="multiple_choice",

@@ -19,6 +19,7 @@ FIELDS = ("sentence", "option1", "option2", "answer")
 @register
 class WinoGrande(MultipleChoiceTask):
     name = "winogrande"
+    lm_eval_task = "winogrande"
     source = DataSource(
         hub_id="allenai/winogrande",
         hub_config="winogrande_xl",

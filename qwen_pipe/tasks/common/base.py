@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 
 from qwen_pipe.engines.base import Generation, Loglikelihood, LoglikelihoodRequest, SamplingParams
 from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.protocols import DEFAULT_PROTOCOL, LM_EVAL_VERSION, check_protocol
 from qwen_pipe.scoring.stats import mean_and_stderr
 from qwen_pipe.sources.embedded import package_records
 from qwen_pipe.sources.hub import load_hub_split
@@ -74,16 +75,45 @@ class Task(ABC):
     published_setting: ClassVar[str]  # the setting the prompt follows (docs/tasks.md)
     prompt_format: ClassVar[str]  # one line: how a sample becomes a prompt (docs/tasks.md)
     default_shots: ClassVar[int] = 0
+    # protocol -> (its shots, one line: what the task does under it) where it differs from the task's own
+    # (default_shots, published_setting); docs/tasks.md and `qwen-pipe datasets list` show these
+    protocol_settings: ClassVar[dict[str, tuple[int, str]]] = {}
+    # the lm-evaluation-harness task the `lm-eval` protocol reproduces (None: none that qwen-pipe reproduces)
+    lm_eval_task: ClassVar[str | None] = None
     format: ClassVar[str | None] = None  # an answer format other than the task's own (tasks/__init__.FORMATS)
     # sample id -> why the oracle cannot score 1.0 on it (an upstream data problem; docs/tasks.md lists them)
     oracle_exceptions: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, shots: int | None = None):
-        self.shots = self.default_shots if shots is None else shots
+    def __init__(self, shots: int | None = None, protocol: str = DEFAULT_PROTOCOL):
+        self.protocol = check_protocol(protocol)
+        if self.protocol == "lm-eval" and self.lm_eval_task is None:
+            raise QwenPipeError(
+                f"{self.name} has no lm-evaluation-harness {LM_EVAL_VERSION} task that qwen-pipe reproduces",
+                f"evaluate {self.name} under protocol qwen-pipe or qwen, or leave it out of the run",
+            )
+        self.shots = self.protocol_shots(self.protocol) if shots is None else shots
         if self.shots < 0:
             raise QwenPipeError(
                 f"{self.name}: shots must be >= 0, got {self.shots}", "set a shot count of 0 or more"
             )
+
+    @classmethod
+    def protocol_shots(cls, protocol: str) -> int:
+        return cls.protocol_settings.get(protocol, (cls.default_shots, ""))[0]
+
+    @classmethod
+    def protocol_setting(cls, protocol: str) -> str:
+        """What the task does under `protocol` (one line)."""
+        if protocol == "lm-eval" and cls.lm_eval_task is None:
+            return f"not available: no lm-evaluation-harness {LM_EVAL_VERSION} task that qwen-pipe reproduces"
+        default = cls.published_setting
+        if protocol == "lm-eval":
+            default = f"lm-eval `{cls.lm_eval_task}`, as in the task's own setting: {cls.published_setting}"
+        return cls.protocol_settings.get(protocol, (0, default))[1]
+
+    @property
+    def lm_eval(self) -> bool:
+        return self.protocol == "lm-eval"
 
     # --- data (defaults from the task's DataSource) -------------------------------------------
     def load_mirror(self, root: Path) -> list[dict]:

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.sandbox import Program, ProgramResult, SandboxConfig, keep_judges, run_programs
@@ -39,6 +40,7 @@ EVALPLUS_INSTRUCTION = (
 EVALPLUS_STOPS = ("<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(", "\nprint(")
 HUMANEVAL_STOPS = (*EVALPLUS_STOPS, "\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert ")
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
+LM_EVAL_HUMANEVAL_STOPS = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 
 
 def evalplus_chat_prompt(code_prompt: str) -> list[dict[str, str]]:
@@ -195,9 +197,27 @@ class EvalPlusFormat(CodeTask):
 
 class HumanEvalFormat(EvalPlusFormat):
     """HumanEval's records and prompts: a signature and docstring to complete (base models), or EvalPlus's
-    instruction with it in a code block (chat models); tested by the record's `check(entry_point)`."""
+    instruction with it in a code block (chat models); tested by the record's `check(entry_point)`.
+
+    Under the `lm-eval` protocol: lm-eval's `humaneval` / `humaneval_plus`: the prompt completed until one of
+    its stops, within 1,024 tokens, and the program is the prompt plus the completion as it is."""
 
     completion_stops = HUMANEVAL_STOPS
+    protocol_settings: ClassVar[dict[str, tuple[int, str]]] = {
+        "lm-eval": (
+            0,
+            "lm-eval `humaneval` / `humaneval_plus`: the prompt completed greedily until '\\nclass', '\\ndef', "
+            "'\\n#', '\\nif' or '\\nprint', 1,024 tokens; program = prompt + completion as is; pass@1",
+        )
+    }
+
+    def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
+        return self.code_prompt(sample) if self.lm_eval else super().prompt(sample, style, history)
+
+    def sampling(self, style: PromptStyle) -> SamplingParams:
+        if self.lm_eval:
+            return SamplingParams(max_new_tokens=1024, stop=LM_EVAL_HUMANEVAL_STOPS)
+        return super().sampling(style)
 
     def test_code(self, record: dict) -> str:
         return record["test"]
@@ -211,6 +231,8 @@ class HumanEvalFormat(EvalPlusFormat):
         return record["prompt"] + record["canonical_solution"]
 
     def answer_source(self, record: dict, text: str) -> str:
+        if self.lm_eval:
+            return record["prompt"] + text
         return complete_function(record["prompt"], text, record["entry_point"])
 
     def gold_output(self, sample: dict, turn: int = 0) -> str | None:

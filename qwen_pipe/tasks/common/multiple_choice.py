@@ -25,6 +25,7 @@ from typing import ClassVar
 
 from qwen_pipe.engines.base import LoglikelihoodRequest, SamplingParams
 from qwen_pipe.errors import QwenPipeError
+from qwen_pipe.protocols import DEFAULT_PROTOCOL
 from qwen_pipe.scoring.extract import choice_letter, strip_thinking
 from qwen_pipe.scoring.stats import mean_and_stderr
 from qwen_pipe.tasks.common.base import (
@@ -75,8 +76,8 @@ class MultipleChoiceTask(LoglikelihoodTask):
     letters_setting: ClassVar[str | None] = None  # the published setting of the letter-choice format, if any
     max_shots: ClassVar[int] = 0  # exemplars available offline per question
 
-    def __init__(self, shots: int | None = None):
-        super().__init__(shots)
+    def __init__(self, shots: int | None = None, protocol: str = DEFAULT_PROTOCOL):
+        super().__init__(shots, protocol)
         check_shots(self.name, self.shots, self.max_shots)
 
     # --- what each task defines ---------------------------------------------------------------
@@ -172,8 +173,8 @@ class GenerativeChoiceTask(GenerationTask):
     choice_task: ClassVar[type[MultipleChoiceTask]]
     default_shots = 0
 
-    def __init__(self, shots: int | None = None):
-        super().__init__(shots)
+    def __init__(self, shots: int | None = None, protocol: str = DEFAULT_PROTOCOL):
+        super().__init__(shots, protocol)
         check_shots(self.name, self.shots, self.choice_task.max_shots)
         self.mc = self.choice_task(shots=self.shots)
 

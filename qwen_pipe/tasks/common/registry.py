@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import qwen_pipe.tasks as package
 from qwen_pipe.errors import QwenPipeError, unknown_name
+from qwen_pipe.protocols import DEFAULT_PROTOCOL
 from qwen_pipe.tasks import FORMATS, TASKS
 from qwen_pipe.tasks.common.base import Task
 
@@ -41,23 +42,30 @@ def task_class(name: str) -> type[Task]:
     return _REGISTRY[name]
 
 
-def get_task(name: str, shots: int | None = None, format: str | None = None) -> Task:
+def get_task(
+    name: str, shots: int | None = None, format: str | None = None, protocol: str = DEFAULT_PROTOCOL
+) -> Task:
     cls = task_class(name)
     if format is not None:
         from qwen_pipe.tasks.common.multiple_choice import MultipleChoiceTask, letter_choice
 
         if format not in FORMATS:
             raise unknown_name("format", format, list(FORMATS))
+        if protocol == "lm-eval":
+            raise QwenPipeError(
+                f"{name} asked as a {format} choice is not an lm-evaluation-harness task",
+                f"remove format from tasks.{name}, or use protocol qwen-pipe or qwen",
+            )
         if not issubclass(cls, MultipleChoiceTask):
             raise QwenPipeError(
                 f"{name} is not a multiple-choice dataset, so it has no {format} format",
                 f"remove format from tasks.{name}",
             )
         cls = letter_choice(cls)
-    return cls(shots=shots)
+    return cls(shots=shots, protocol=protocol)
 
 
 def task_for(params: Params, dataset: str) -> Task:
-    """The dataset's task with the run's options (params `tasks.<dataset>`: shots, answer format)."""
+    """The dataset's task under the run's protocol with its options (params `tasks.<dataset>`: shots, answer format)."""
     options = params.task_params(dataset)
-    return get_task(dataset, shots=options.shots, format=options.format)
+    return get_task(dataset, shots=options.shots, format=options.format, protocol=params.protocol)

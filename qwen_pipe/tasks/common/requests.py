@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from qwen_pipe.engines.base import SamplingParams
+from qwen_pipe.protocols import DEFAULT_PROTOCOL
 from qwen_pipe.tasks.common.base import GenerationTask, LoglikelihoodTask, Prompt, PromptStyle, Task
 
 STYLES = {
@@ -64,7 +65,8 @@ def requests_summary(task: Task, records: Sequence[dict]) -> dict:
     from qwen_pipe.models.tokenizer import qwen_encoding
 
     encoding = qwen_encoding()
-    digest = hashlib.sha256()
+    # the protocol leads the digest; the default one's fingerprints are those from before protocols existed
+    digest = hashlib.sha256(b"" if task.protocol == DEFAULT_PROTOCOL else task.protocol.encode())
     prompt_tokens: dict[str, int] = {}
     output_tokens: dict[str, int] = {}
     turns = 1
