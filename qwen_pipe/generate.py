@@ -296,7 +296,6 @@ def _generation_records(
 ) -> list[dict]:
     style = settings.style
     sampling = settings.sampling_for(task.sampling(style))
-    sampled = settings.temperature > 0
     # a conversation is one repeat of one sample; its turns see only its own earlier answers
     conversations = [(i, r) for i in range(len(samples)) for r in range(settings.repeats)]
     answered: list[list[dict]] = [[] for _ in conversations]
@@ -311,7 +310,8 @@ def _generation_records(
             text = renderer.render(prompt, style)
             gold = task.gold_output(samples[i], turn) if with_gold else None
             own = task.sample_sampling(samples[i], sampling)
-            if sampled:  # a seed per request: reproducible, and independent across samples and repeats
+            # a sampled request gets its own seed: reproducible, independent across samples and repeats
+            if own.temperature > 0:
                 own = replace(own, seed=request_seed(settings.seed, samples[i]["id"], turn, repeat))
             requests.append(GenerationRequest(text, own, gold))
         answers, cached = _answer_all(

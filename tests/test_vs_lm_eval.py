@@ -1,5 +1,6 @@
 """The `lm-eval` protocol against lm-evaluation-harness itself (benchmarks/vs_lm_eval.py): a few samples of
-every task both run here, on the same vLLM engine and tiny model; every check must agree on every sample.
+every task both run here, on the same vLLM engine and tiny model (`--shared-engine`: qwen-pipe's generate
+and score functions on the LLM lm-eval loaded, so one load); every check must agree on every sample.
 Then the comparison itself is attacked: a doctored lm-eval log must show up as a disagreement."""
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def side_by_side(tmp_path_factory):
     out = tmp_path_factory.mktemp("vs") / "result.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "vs_lm_eval.py"), "--samples", "2", "--max-gen-toks", "16",
-         "--json", str(out)],
+         "--shared-engine", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
         env={**os.environ, "QWEN_PIPE_DATA_DIR": str(mirror_dir())},
     )  # fmt: skip
@@ -41,16 +42,20 @@ def side_by_side(tmp_path_factory):
 
 def test_every_shared_task_agrees_sample_by_sample(side_by_side):
     result, printed = side_by_side
-    assert set(result["tasks"]) == set(benchmark().SHARED)
+    bench = benchmark()
+    assert set(result["tasks"]) == set(bench.SHARED)
     for task, info in result["tasks"].items():
         checks = info["checks"]
         assert {"context", "score"} <= set(checks), task
-        assert ("loglikelihood" in checks) != ("output" in checks), task  # one kind of request per task
+        if bench.SHARED[task].get("sampled"):  # lm-eval samples it: its outputs are re-scored, not matched
+            assert "output" not in checks and "loglikelihood" not in checks, task
+        else:
+            assert ("loglikelihood" in checks) != ("output" in checks), task  # one kind of request per task
         for name, count in checks.items():
             assert count["total"] > 0 and count["agree"] == count["total"], (task, name, info["differences"])
         assert info["max_ll_delta"] <= 1e-4, task
-    assert result["qwen_pipe_seconds"] > 0 and result["lm_eval_seconds"] > 0
-    assert "wall time: qwen-pipe" in printed and "ratio" in printed
+    # one vLLM load serves both sides here (agreement, not timing: the benchmark times them apart)
+    assert result["wall_ratio"] is None and "wall time: not measured" in printed
 
 
 def test_a_doctored_lm_eval_log_is_a_disagreement(side_by_side):

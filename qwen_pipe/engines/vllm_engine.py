@@ -113,6 +113,20 @@ class VLLMEngine:
         self.info = EngineInfo(engine="vllm", version=vllm.__version__, model=model, args=effective)
 
     @classmethod
+    def around(cls, llm, model: str, stop_token_ids: list[int] | None = None) -> VLLMEngine:
+        """An engine over an `LLM` built elsewhere (benchmarks/vs_lm_eval.py: the one lm-eval loaded)."""
+        import vllm
+
+        engine = cls.__new__(cls)
+        engine.stop_token_ids = list(stop_token_ids or [])
+        engine.on_gpu = has_cuda()
+        engine.llm = llm
+        engine.load_seconds = 0.0
+        engine.tokenizer = llm.get_tokenizer()
+        engine.info = EngineInfo(engine="vllm", version=vllm.__version__, model=model, args={"shared": True})
+        return engine
+
+    @classmethod
     def from_config(
         cls, spec: ModelSpec, preset: Preset, engine_params: EngineParams, *, seed: int, load_format: str
     ) -> VLLMEngine:

@@ -367,6 +367,7 @@ class Cgroup:
         self.control = control
         self.folders: list[str] = []
         self.watch: int | None = None
+        self.bounds_processes = False  # pids.max written: the program's processes are bounded here
         try:
             self._make(os.path.join(control.root, name), memory_bytes, processes + SANDBOX_PROCESSES)
             if control.pids_root:
@@ -395,6 +396,7 @@ class Cgroup:
                     os.close(control)
         if v2 or memory_bytes is None:
             _write(folder, "pids.max", str(processes))
+            self.bounds_processes = True
 
     def join(self) -> None:
         """Move the calling process in (the sandbox's first process, before it starts anything)."""

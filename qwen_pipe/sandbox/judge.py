@@ -666,7 +666,9 @@ class Judge:
             "memory_bytes": config["memory_bytes"],
             "watch_bytes": None if sandbox.cgroup else config["total_memory_bytes"],
             "cpu_s": int(timeout_s) + 2,
-            "processes": config["processes"],
+            # RLIMIT_NPROC counts every process of the candidates' uid, other programs' and the host's
+            # included: only where no pids cgroup bounds this program's own processes
+            "processes": None if sandbox.cgroup and sandbox.cgroup.bounds_processes else config["processes"],
             "file_bytes": config["file_bytes"],
             "open_files": config["open_files"],
             "output_bytes": config["output_bytes"],

@@ -23,20 +23,11 @@ from qwen_pipe.tasks.common.base import (
     embedded_exemplars,
     first_shots,
 )
-from qwen_pipe.tasks.common.code import CodeTask
+from qwen_pipe.tasks.common.code import CodeTask, mbpp_shots_text, mbpp_task_text
 from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("task_id", "text", "code", "test_list", "test_setup_code", "challenge_test_list")
 TEST_IDS = range(11, 511)
-
-
-def task_text(record: dict) -> str:
-    """lm-eval's `mbpp` prompt for one problem (its three tests, then [BEGIN])."""
-    tests = "\n".join(record["test_list"])
-    return (
-        f"You are an expert Python programmer, and here is your task: {record['text']} "
-        f"Your code should pass these tests:\n\n{tests}\n[BEGIN]\n"
-    )
 
 
 def instruct_text(record: dict) -> str:
@@ -97,8 +88,7 @@ class MBPP(CodeTask):
                 messages.append({"role": "user", "content": instruct_text(shot)})
                 messages.append({"role": "assistant", "content": f"```python\n{shot['code']}\n```"})
             return [*messages, {"role": "user", "content": instruct_text(sample)}]
-        shots = "".join(f"{task_text(s)}{s['code']}\n[DONE]\n\n" for s in self._shots())
-        return shots + task_text(sample)
+        return mbpp_shots_text(self.shots, "mbpp") + mbpp_task_text(sample["text"], sample["test_list"])
 
     def sampling(self, style: PromptStyle) -> SamplingParams:
         if self.lm_eval:

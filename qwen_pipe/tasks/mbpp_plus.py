@@ -5,11 +5,20 @@ from __future__ import annotations
 import ast
 import functools
 import re
+from collections.abc import Sequence
+from typing import ClassVar
 
+from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.sandbox import Program
 from qwen_pipe.scoring.code_extract import complete_function
-from qwen_pipe.tasks.common.base import DataSource
-from qwen_pipe.tasks.common.code import EVALPLUS_STOPS, EvalPlusFormat, plus_test_hints
+from qwen_pipe.tasks.common.base import DataSource, Prompt, PromptStyle
+from qwen_pipe.tasks.common.code import (
+    EVALPLUS_STOPS,
+    EvalPlusFormat,
+    mbpp_shots_text,
+    mbpp_task_text,
+    plus_test_hints,
+)
 from qwen_pipe.tasks.common.registry import register
 
 FIELDS = ("task_id", "code", "prompt", "test_imports", "test_list", "test")
@@ -67,6 +76,28 @@ class MBPPPlus(EvalPlusFormat):
         "chat: EvalPlus's instruction with that prompt in a code block"
     )
 
+    lm_eval_task = "mbpp_plus"
+    protocol_settings: ClassVar[dict[str, tuple[int, str]]] = {
+        "lm-eval": (
+            3,
+            "lm-eval `mbpp_plus`: lm-eval's `mbpp` prompt with the record's `prompt` as the task and its first "
+            "three base tests, after MBPP's 3 exemplars, for every model; stop '[DONE]', 256 tokens; the reply "
+            "as is, run against those three asserts (not the plus tests, no test_imports); pass@1",
+        )
+    }
+
+    def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
+        if self.lm_eval:
+            return mbpp_shots_text(self.shots, "mbpp_plus") + mbpp_task_text(
+                sample["prompt"], sample["test_list"]
+            )
+        return super().prompt(sample, style, history)
+
+    def sampling(self, style: PromptStyle) -> SamplingParams:
+        if self.lm_eval:
+            return SamplingParams(max_new_tokens=256, stop=("[DONE]",))
+        return super().sampling(style)
+
     def code_prompt(self, record: dict) -> str:
         """EvalPlus's MBPP+ prompt: a docstring with the task (links removed) and its first test."""
         return f'"""\n{_URL.sub("", record["prompt"])}\n{record["test_list"][0]}\n"""\n'
@@ -78,6 +109,13 @@ class MBPPPlus(EvalPlusFormat):
         return asserting_checker(record["test"])
 
     def test_program(self, record: dict, source: str) -> Program:
+        if self.lm_eval:  # lm-eval's references: the three base asserts, nothing else
+            tests = "\n".join(
+                record["test_list"][i] if i < len(record["test_list"]) else "" for i in range(3)
+            )
+            return Program(
+                self.task_id(record), source, test=tests, entry_point=self.entry_point(record) or None
+            )
         test = self.test_code(record)
         entry, prefetch, memoize = plus_test_hints(test)
         return Program(
@@ -94,4 +132,6 @@ class MBPPPlus(EvalPlusFormat):
         return record["code"]
 
     def answer_source(self, record: dict, text: str) -> str:
+        if self.lm_eval:
+            return text
         return complete_function(self.code_prompt(record), text, self.entry_point(record))

@@ -48,12 +48,15 @@ import hashlib
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 from qwen_pipe.engines.base import SamplingParams
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.protocols import DEFAULT_PROTOCOL
 from qwen_pipe.scoring.choice_extract import extractive_letter
+from qwen_pipe.scoring.lm_eval import exact_match, regex_filter
 from qwen_pipe.scoring.stats import group_means, mean_and_stderr
 from qwen_pipe.sources.hub import load_hub_split
 from qwen_pipe.sources.mirror import mirror_file, require_fields
@@ -151,6 +154,11 @@ def to_record(subject: str, row: dict, where: str) -> dict:
     }
 
 
+# lm-eval `mmlu_redux_generative` (fxmarty/mmlu-redux-2.0-ok: the rows annotated `ok`)
+LM_EVAL_INSTRUCTION = "Please respond with the correct letter (A, B, C or D) without any additional comments, only the correct letter:"
+LM_EVAL_MAX_NEW_TOKENS = 256  # lm-eval's default max_gen_toks (the task sets none)
+
+
 def subject_name(subject: str) -> str:
     return subject.replace("_", " ")
 
@@ -178,6 +186,17 @@ class MMLURedux(GenerationTask):
     )
     primary_metric = "acc"
     metrics = ("acc",)
+    lm_eval_task = "mmlu_redux_generative"
+    protocol_settings: ClassVar[dict[str, tuple[int, str]]] = {
+        "lm-eval": (
+            0,
+            "lm-eval `mmlu_redux_generative`: only the 5,330 rows annotated `ok` (its fxmarty/mmlu-redux-2.0-ok), "
+            "the subject's description, the question stripped, options 'A. ..', then 'Please respond with the "
+            "correct letter (A, B, C or D) without any additional comments, only the correct letter:' for every "
+            "model; 256 tokens, sampled at temperature 1.0 as lm-eval's vLLM backend does for a task that sets none; "
+            "the first of A-D in the reply, exact match ignoring case and punctuation",
+        )
+    }
     published_setting = (
         "Qwen3 report (post-trained models): MMLU-Redux, generative, no prompt published; qwen-pipe follows "
         "lighteval `mmlu_redux_2` (reproduced Qwen3-8B non-thinking: 79.7 vs 79.5, lighteval issue #1094): "
@@ -206,14 +225,23 @@ class MMLURedux(GenerationTask):
             path = mirror_file(root, mirror_path(subject))
             for row_number, row in enumerate(read_csv_rows(path), start=2):  # line 1 is the header
                 records.append(to_record(subject, row, f"{path} row {row_number}"))
-        return records
+        return self._rows(records)
 
     def load_hub(self) -> list[dict]:
-        return [
-            to_record(subject, row, f"{self.source.hub_id} ({subject})")
-            for subject in SUBJECTS
-            for row in load_hub_split(self.source.hub_id, subject, self.source.split)
-        ]
+        return self._rows(
+            [
+                to_record(subject, row, f"{self.source.hub_id} ({subject})")
+                for subject in SUBJECTS
+                for row in load_hub_split(self.source.hub_id, subject, self.source.split)
+            ]
+        )
+
+    def load_embedded(self) -> list[dict]:
+        return self._rows(super().load_embedded())
+
+    def _rows(self, records: list[dict]) -> list[dict]:
+        """lm-eval evaluates only the rows whose annotation is `ok`; the other protocols every row."""
+        return [r for r in records if r["error_type"] == "ok"] if self.lm_eval else records
 
     def sample_id(self, record: dict, index: int) -> str:
         """Position and content, as mmlu's ids: the same row gets the same id from the mirror and the hub."""
@@ -229,25 +257,48 @@ class MMLURedux(GenerationTask):
             f"\n\n{sample['question']}\n{options}Answer: "
         )
 
+    def lm_eval_query(self, sample: dict) -> str:
+        options = "".join(f"{LETTERS[i]}. {choice}\n" for i, choice in enumerate(sample["choices"]))
+        return (
+            f"The following are multiple choice questions (with answers) about {subject_name(sample['subject'])}."
+            f"\n\n{sample['question'].strip()}\n{options}{LM_EVAL_INSTRUCTION}"
+        )
+
     def prompt(self, sample: dict, style: PromptStyle, history: Sequence[str] = ()) -> Prompt:
+        if self.lm_eval:
+            return self.lm_eval_query(sample)
         if style.chat:
             return [{"role": "user", "content": self.query(sample)}]
         return self.query(sample)
 
     def sampling(self, style: PromptStyle) -> SamplingParams:
+        if self.lm_eval:
+            return SamplingParams(max_new_tokens=LM_EVAL_MAX_NEW_TOKENS, stop=("</s>",))
         if style.chat:
             return SamplingParams(max_new_tokens=GEN_CHAT_TOKENS)
         return SamplingParams(max_new_tokens=GEN_BASE_TOKENS, stop=("\n",))
+
+    def sample_sampling(self, sample: dict, sampling: SamplingParams) -> SamplingParams:
+        # lm-eval's task sets neither do_sample nor temperature, so its vLLM backend leaves vLLM's default,
+        # temperature 1.0: lm-eval samples this task (seeded per request here, from its global seed there)
+        if self.lm_eval:
+            return replace(sampling, temperature=1.0, top_p=1.0, top_k=-1, presence_penalty=0.0)
+        return sampling
 
     def gold_output(self, sample: dict, turn: int = 0) -> str | None:
         return gold_letter(sample)
 
     # --- scoring ------------------------------------------------------------------------------
     def score(self, sample: dict, responses: Sequence[Response], style: PromptStyle) -> SampleScore:
-        letter = extractive_letter(responses[0].text, len(sample["choices"]))  # type: ignore[union-attr]
         gold = gold_letter(sample)
+        if self.lm_eval:
+            letter = regex_filter(responses[0].text, "([ABCD])")
+            correct = exact_match(letter, gold, ignore_case=True, ignore_punctuation=True)
+        else:
+            letter = extractive_letter(responses[0].text, len(sample["choices"]))  # type: ignore[union-attr]
+            correct = letter == gold
         return SampleScore(
-            {"acc": float(letter == gold)},
+            {"acc": float(correct)},
             {"letter": letter, "gold": gold, "error_type": sample["error_type"]},
         )
 

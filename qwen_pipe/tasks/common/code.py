@@ -29,6 +29,8 @@ from qwen_pipe.tasks.common.base import (
     PromptStyle,
     Response,
     SampleScore,
+    embedded_exemplars,
+    first_shots,
 )
 
 # EvalPlus's 0-shot settings (evalplus 0.3.1 codegen): the chat instruction, and for base models the
@@ -41,6 +43,21 @@ EVALPLUS_STOPS = ("<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\n
 HUMANEVAL_STOPS = (*EVALPLUS_STOPS, "\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert ")
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
 LM_EVAL_HUMANEVAL_STOPS = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+
+
+def mbpp_task_text(text: str, tests: Sequence[str]) -> str:
+    """lm-eval's `mbpp` prompt for one problem (its first three tests, then [BEGIN])."""
+    listed = "\n".join(tests[i] if i < len(tests) else "" for i in range(3))
+    return (
+        f"You are an expert Python programmer, and here is your task: {text} "
+        f"Your code should pass these tests:\n\n{listed}\n[BEGIN]\n"
+    )
+
+
+def mbpp_shots_text(shots: int, what: str) -> str:
+    """The MBPP prompt split's exemplars (task ids 2, 3, 4) as lm-eval's `mbpp` puts them before a problem."""
+    exemplars = first_shots(embedded_exemplars("mbpp_fewshot.jsonl"), shots, what)
+    return "".join(f"{mbpp_task_text(s['text'], s['test_list'])}{s['code']}\n[DONE]\n\n" for s in exemplars)
 
 
 def evalplus_chat_prompt(code_prompt: str) -> list[dict[str, str]]:
