@@ -41,3 +41,11 @@ def qwen_pipe(
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+ENGINE_LOG_MARKS = (" INFO ", " WARNING ", "Warning:", "Traceback")  # vLLM's, torch's, Python's
+
+
+def is_engine_log(line: str) -> bool:
+    """A line an engine (vLLM, torch, Python's warnings) printed, not one of qwen-pipe's own."""
+    return any(mark in line for mark in ENGINE_LOG_MARKS)

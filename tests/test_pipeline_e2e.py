@@ -112,7 +112,8 @@ def project(tmp_path_factory) -> Path:
     sh(target, "git", "init", "-q")
     sh(target, "git", "add", "-A")
     sh(target, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
-    sh(target, "dvc", "repro")
+    done = sh(target, "dvc", "repro")
+    (target / "logs" / "repro.console").write_text(done.stdout + done.stderr)  # what the user saw
     return target
 
 
@@ -147,6 +148,20 @@ def test_pipeline_outputs_and_report(project):
     )
     assert doc["requests"] == doc["n"] and 0 <= doc["truncated"] <= doc["requests"]
     assert set(doc["failed_requests"]) >= {"truncated", "prompt_too_long", "sandbox_timeout", "sandbox_crash"}
+
+
+def test_the_console_shows_qwen_pipes_lines_only(project):
+    """The cold run printed each stage's one line and none of the engines' own lines: vLLM's INFO and
+    WARNING lines went to logs/<stage>.log, and the line says where."""
+    from support import is_engine_log
+
+    console = (project / "logs" / "repro.console").read_text()
+    assert not [line for line in console.splitlines() if is_engine_log(line)]
+    log = project / "logs" / "generate@tiny_small-balanced.log"
+    assert f"engine log {log.relative_to(project)}" in console or f"engine log {log}" in console, console[
+        -2000:
+    ]
+    assert sum(is_engine_log(line) for line in log.read_text().splitlines()) >= 5
 
 
 def test_second_repro_does_nothing(project):

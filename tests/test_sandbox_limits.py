@@ -107,3 +107,48 @@ def test_a_correct_program_that_prints_300_mib_still_passes(mirror, tmp_path, ki
     assert result.output.startswith("FIRST LINE\nxxxx") and result.output.endswith("LAST LINE\n")
     assert "bytes not kept" in result.output and len(result.output) <= SandboxConfig().output_bytes
     assert result.output_bytes >= 300 << 20
+
+
+HOLD_SIXTY = """
+import os, time
+def hold():
+    children = []
+    for _ in range(60):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(4)
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    return True
+"""
+FORK_THREE = """
+import os, time
+def forks():
+    time.sleep(1.5)  # while the other program holds its 60
+    children = []
+    for _ in range(3):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        children.append(pid)
+    return all(os.waitpid(pid, 0)[1] == 0 for pid in children)
+"""
+
+
+@pytest.mark.parametrize("control", ["auto", "watchdog"])
+def test_one_program_holding_sixty_processes_does_not_starve_another(control):
+    """Two programs at once, in two sandboxes: one holds 60 processes, the other forks 3. Each program may
+    have 64; with one uid shared by all sandboxes, RLIMIT_NPROC would count both programs together and the
+    second fork would fail with EAGAIN."""
+    results = run_programs(
+        [
+            Program("holder", HOLD_SIXTY, 30, test="assert hold()\n"),
+            Program("forker", FORK_THREE, 30, test="assert forks()\n"),
+        ],
+        workers=2,
+        config=SandboxConfig(memory_control=control),
+    )
+    for result in results:
+        assert result.passed, (result.id, result.status, result.detail)

@@ -64,6 +64,9 @@ from qwen_pipe.sandbox.runner import (
 READY_TIMEOUT_S = 60.0
 REPORT_GRACE_S = 5.0
 SANDBOX_WORK_ROOT = "/tmp/work"
+# Without a pids cgroup, candidates of each sandbox run as a uid of their own: this base plus the zygote's pid
+# (pids stay below 2^22), far above any account's uid.
+OWN_UID_BASE = 2_000_000_000
 CONTROL_FLOW = (StopIteration, StopAsyncIteration)  # raised here, they would end the test's own loops
 
 
@@ -662,18 +665,27 @@ class Judge:
 
     def limits(self, timeout_s: float, sandbox: Sandbox) -> dict:
         config = self.config
+        bounded = bool(sandbox.cgroup and sandbox.cgroup.bounds_processes)
         return {
             "memory_bytes": config["memory_bytes"],
             "watch_bytes": None if sandbox.cgroup else config["total_memory_bytes"],
             "cpu_s": int(timeout_s) + 2,
-            # RLIMIT_NPROC counts every process of the candidates' uid, other programs' and the host's
-            # included: only where no pids cgroup bounds this program's own processes
-            "processes": None if sandbox.cgroup and sandbox.cgroup.bounds_processes else config["processes"],
+            # where a pids cgroup bounds this program's processes, no RLIMIT_NPROC: it counts every task of
+            # the uid, other sandboxes' too
+            "processes": None if bounded else config["processes"],
             "file_bytes": config["file_bytes"],
             "open_files": config["open_files"],
             "output_bytes": config["output_bytes"],
-            "uid": config["uid"] if self.isolation.drops_uid else None,
+            "uid": self.candidate_uid(sandbox) if self.isolation.drops_uid else None,
         }
+
+    def candidate_uid(self, sandbox: Sandbox) -> int:
+        """`uid` where a pids cgroup bounds the program; else a uid of this sandbox's own, so that the
+        RLIMIT_NPROC standing in for the cgroup counts this program's processes only, not those of every
+        sandbox running at the same time (other score workers, other test processes)."""
+        if sandbox.cgroup and sandbox.cgroup.bounds_processes:
+            return self.config["uid"]
+        return OWN_UID_BASE + sandbox.process.pid
 
     def _spawn(self, channel: socket.socket, timeout_s: float) -> Sandbox:
         try:
