@@ -211,9 +211,10 @@ def _answer_all(
     from qwen_pipe.engines.registry import CHUNK
 
     answers: list = [None] * len(requests)
-    keys = [key(r) for r in requests] if cache else [digest(asdict(r)) for r in requests]
+    # without a cache the (frozen, hashable) request is its own key
+    keys = [key(r) for r in requests] if cache else list(requests)
     todo = []
-    copies: dict[str, list[int]] = {}  # key -> every index asking it
+    copies: dict = {}  # key -> every index asking it
     for index in range(len(requests)):
         hit = cache.get(keys[index]) if cache else None
         if hit is not None:

@@ -165,6 +165,13 @@ def request_fit(
 
 
 def _misfit(fit: Fit) -> str:
+    if fit.budget is not None:  # capped ("up to" the budget): not even the task's own budget is left
+        room = max(fit.context - fit.prompt_tokens, 0)
+        return (
+            f"{fit.dataset}: {fit.prompt_tokens:,} prompt tokens leave {room:,} of context {fit.context:,} for "
+            f"the output (up to {fit.budget:,}), less than the task's own budget; use a preset with a larger "
+            "max_model_len (long_context)"
+        )
     thinking = " with thinking" if fit.style == "thinking" else ""
     if fit.style == "thinking":
         fix = "generate with the long_context preset (generate.presets) or set generate.thinking false"

@@ -438,6 +438,13 @@ def test_validate_caps_qwens_non_thinking_budget_at_the_context_and_keeps_thinki
     tight = {**requests, "prompt_tokens": {k: 3800 for k in requests["prompt_tokens"]}}
     fit = request_fit(qwen25, params.preset("balanced"), "gsm8k", tight, GenerateParams(), "qwen")
     assert not fit.fits and fit.output_tokens < 512
+    from qwen_pipe.validation import _misfit
+
+    message = _misfit(fit)  # the prompt counts the chat template's margin (64 tokens)
+    assert (
+        message.startswith("gsm8k: 3,864 prompt tokens leave 232 of context 4,096")
+        and "long_context" in message
+    )
     # thinking keeps its whole budget: 32,768 on a 4,096 preset does not fit
     fit = request_fit(params.model("qwen3_8b"), params.preset("balanced"), "gsm8k", requests,
                       GenerateParams(thinking=True), "qwen")  # fmt: skip
@@ -555,3 +562,38 @@ def test_a_repeated_conversation_sees_only_its_own_earlier_answers():
         assert [r["repeat"] for r in record["responses"]] == [0, 0, 1, 1]
         assert first_a["text"] in second_a["prompt"] and first_b["text"] in second_b["prompt"]
         assert second_b["prompt"].count("####") == 1  # one earlier answer: its own
+
+
+# --- a request asked twice reaches the engine once ----------------------------------------------------------------
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_request_asked_twice_reaches_the_engine_once_and_both_get_its_answer(tmp_path, cached):
+    """TruthfulQA's mc1 and mc2 share continuations: each distinct (context, continuation) is computed once,
+    and every copy gets that one answer, with or without a response cache."""
+    from qwen_pipe.engines.base import EngineInfo, Loglikelihood
+    from qwen_pipe.generate import GenerationSettings, ResponseCache, generate_records
+    from qwen_pipe.prompting import PromptRenderer
+    from qwen_pipe.tasks.common.base import PromptStyle
+    from qwen_pipe.tasks.common.registry import get_task
+
+    class Counting:
+        info = EngineInfo("count", "1", "m")
+
+        def __init__(self):
+            self.asked = []
+
+        def loglikelihood(self, requests):
+            self.asked += [(r.context, r.continuation) for r in requests]
+            return [Loglikelihood(-float(len(r.continuation)), False, 1) for r in requests]
+
+    task = get_task("truthfulqa")
+    samples = [{"id": f"t{i}", **r} for i, r in enumerate(task.load_embedded()[:3])]
+    asked = [(r.context, r.continuation) for s in samples for r in task.loglikelihood_requests(s)]
+    assert len(set(asked)) < len(asked)  # the data has shared continuations to begin with
+    engine = Counting()
+    cache = ResponseCache(tmp_path, "local:x", {"engine": "count"}) if cached else None
+    records = generate_records(task, samples, engine, PromptRenderer(params_with().model("tiny_small")),
+                               GenerationSettings(style=PromptStyle(chat=False)), cache)  # fmt: skip
+    assert sorted(engine.asked) == sorted(set(asked))
+    for record in records:
+        for response in record["responses"]:
+            assert response["logprob"] == -float(len(response["continuation"]))
