@@ -38,10 +38,6 @@ MODEL = "tiny_small"
 PRESET = "balanced"
 
 
-def _mc(name: str, lm_task: str, metrics: dict[str, str], to_lm=None):
-    return {"name": name, "lm": lm_task, "metrics": metrics, "to_lm": to_lm}
-
-
 def _boolq(record: dict) -> dict:
     return {"passage": record["passage"], "question": record["question"], "label": int(record["answer"])}
 

@@ -48,7 +48,7 @@ from qwen_pipe.protocols import (
     DEFAULT_PROTOCOL,
     QWEN_NON_THINKING_SAMPLING,
     QWEN_THINKING_SAMPLING,
-    protocol,
+    Mode,
     run_mode,
 )
 from qwen_pipe.provenance import provenance
@@ -89,25 +89,31 @@ class GenerationSettings:
 
 def prompt_style(params: Params, spec: ModelSpec) -> PromptStyle:
     """Chat models get their chat template unless the protocol asks for plain prompts (lm-eval)."""
-    mode = run_mode(params.protocol, spec.chat, spec.supports_thinking, params.generate.thinking)
+    return _style(_mode(params, spec))
+
+
+def _mode(params: Params, spec: ModelSpec) -> Mode:
+    return run_mode(params.protocol, spec.chat, spec.supports_thinking, params.generate.thinking)
+
+
+def _style(mode: Mode) -> PromptStyle:
     return PromptStyle(chat=mode.chat, enable_thinking=mode.thinking)
 
 
 def generation_settings(params: Params, spec: ModelSpec, preset_name: str) -> GenerationSettings:
     """The preset's sampling, or under the `qwen` protocol Qwen's published sampling for post-trained models."""
     preset = params.preset_for(spec.name, preset_name)
-    style = prompt_style(params, spec)
+    mode = _mode(params, spec)
     sampling = {
         "temperature": preset.temperature,
         "top_p": preset.top_p,
         "top_k": preset.top_k,
         "presence_penalty": preset.presence_penalty,
     }
-    mode = run_mode(params.protocol, spec.chat, spec.supports_thinking, params.generate.thinking)
-    if mode.long_output and protocol(params.protocol).qwen_sampling:
-        sampling = QWEN_THINKING_SAMPLING if style.enable_thinking else QWEN_NON_THINKING_SAMPLING
+    if mode.qwen_sampling:
+        sampling = QWEN_THINKING_SAMPLING if mode.thinking else QWEN_NON_THINKING_SAMPLING
     return GenerationSettings(
-        style=style,
+        style=_style(mode),
         seed=params.generate.seed,
         max_new_tokens=params.generate.max_new_tokens,
         long_output=mode.long_output,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qwen_pipe.errors import QwenPipeError, unknown_name
+from qwen_pipe.errors import unknown_name
 
 LM_EVAL_VERSION = "0.4.13"  # the lm-evaluation-harness release the `lm-eval` protocol reproduces
 
@@ -71,10 +71,19 @@ class Mode:
 
     chat: bool  # through the chat template
     thinking: bool  # Qwen3 thinking on
-    long_output: bool  # thinking's 32,768-token output budget (also non-thinking under `qwen`)
-    # `qwen` without thinking: "up to" 32,768 tokens, i.e. capped at the context the prompt leaves (Qwen2.5's
-    # 32K and Qwen-1's 8K contexts cannot hold more); thinking keeps its whole budget or does not fit
-    capped: bool = False
+    qwen_sampling: bool  # Qwen's published sampling (a post-trained model under `qwen`)
+
+    @property
+    def long_output(self) -> bool:
+        """Thinking's 32,768-token output budget (also non-thinking under `qwen`)."""
+        return self.thinking or self.qwen_sampling
+
+    @property
+    def capped(self) -> bool:
+        """`qwen` without thinking: "up to" 32,768 tokens, i.e. capped at the context the prompt leaves
+        (Qwen2.5's 32K and Qwen-1's 8K contexts cannot hold more); thinking keeps its whole budget or does
+        not fit."""
+        return self.qwen_sampling and not self.thinking
 
 
 def run_mode(name: str, chat_model: bool, supports_thinking: bool, thinking: bool) -> Mode:
@@ -82,19 +91,9 @@ def run_mode(name: str, chat_model: bool, supports_thinking: bool, thinking: boo
     setting = protocol(name)
     chat = chat_model and setting.chat_template
     thinks = chat and thinking and supports_thinking
-    qwen = chat and setting.qwen_sampling
-    return Mode(chat, thinks, thinks or qwen, capped=qwen and not thinks)
+    return Mode(chat, thinks, chat and setting.qwen_sampling)
 
 
 def check_protocol(name: str) -> str:
     """`name` if it is a protocol, else a one-line error listing them."""
     return protocol(name).name
-
-
-def require_known(setting: dict, task: str) -> None:
-    """A task's per-protocol table must name only protocols (a typo would silently fall back)."""
-    unknown = sorted(set(setting) - set(PROTOCOLS))
-    if unknown:
-        raise QwenPipeError(
-            f"{task}: settings for unknown protocols {unknown}", f"use protocols of {sorted(PROTOCOLS)}"
-        )

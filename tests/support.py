@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -49,3 +50,32 @@ ENGINE_LOG_MARKS = (" INFO ", " WARNING ", "Warning:", "Traceback")  # vLLM's, t
 def is_engine_log(line: str) -> bool:
     """A line an engine (vLLM, torch, Python's warnings) printed, not one of qwen-pipe's own."""
     return any(mark in line for mark in ENGINE_LOG_MARKS)
+
+
+def require_dev_extra(*modules: str) -> None:
+    """The dev extra's packages (lm-eval[ifeval], pinned; vLLM comes with `make install`): missing, the test
+    fails saying how to install them, never skips."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: run `make install` (pip install -e '.[dev]')")
+
+
+def lm_eval_tasks() -> Path:
+    """lm-evaluation-harness's own task YAMLs, read as data."""
+    require_dev_extra("lm_eval")
+    return Path(importlib.util.find_spec("lm_eval").origin).parent / "tasks"
+
+
+def metrics_tree(*docs: dict) -> dict:
+    """What `report.load_metrics` returns, holding only these eval metrics documents."""
+    tree: dict = {}
+    for doc in docs:
+        tree.setdefault(doc["model"], {}).setdefault(doc["preset"], {})[doc["dataset"]] = doc
+    return {
+        "eval": tree,
+        "coverage": {},
+        "validate": None,
+        "scaling": None,
+        "performance": None,
+        "cost_scaling": None,
+    }

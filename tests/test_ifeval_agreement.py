@@ -11,14 +11,10 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-pytest.importorskip("lm_eval")
-pytest.importorskip("immutabledict")  # lm-eval's ifeval extra (lm_eval[ifeval]); langdetect and nltk are ours
-
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT, require_dev_extra
 
 # The documented decisions: name -> the instruction ids it covers. Keep in step with the benchmark's
 # KNOWN_DIFFERENCES and docs/ifeval_agreement.md.
@@ -290,6 +286,7 @@ def _benchmark():
 
 @pytest.fixture(scope="module")
 def agreement():
+    require_dev_extra("lm_eval", "immutabledict")  # immutabledict: lm-eval's ifeval extra
     bench = _benchmark()
     started = time.perf_counter()
     reference = bench.Reference()

@@ -5,20 +5,12 @@ under a protocol it does not reproduce, a score of one protocol's answers under 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
-from support import ROOT, mirror_dir, qwen_pipe
-
-_LM_EVAL = importlib.util.find_spec("lm_eval")
-# lm-eval's task YAMLs, read as data (the dev extra pins lm-eval 0.4.13); tests that need them skip without it
-LM_EVAL_TASKS = (
-    Path(_LM_EVAL.origin).parent / "tasks" if _LM_EVAL and _LM_EVAL.origin else Path("/nonexistent")
-)
+from support import ROOT, lm_eval_tasks, mirror_dir, qwen_pipe
 
 
 def params_with(**changes):
@@ -190,18 +182,21 @@ def test_the_letter_format_is_not_an_lm_eval_task():
 
 
 def test_every_lm_eval_task_named_exists_in_the_pinned_lm_eval():
-    """A task's `lm_eval_task` is a real task of lm-eval 0.4.13 (its YAML names it)."""
-    if not LM_EVAL_TASKS.is_dir():
-        pytest.skip("lm-eval is not installed in .venv (the dev extra)")
+    """A task's `lm_eval_task` is a real task of lm-eval 0.4.13 (its YAML names it), and its per-protocol
+    settings name only protocols (a typo would fall back to the task's own setting without a word)."""
+    lm_tasks = lm_eval_tasks()
     from qwen_pipe.tasks import task_names
     from qwen_pipe.tasks.common.registry import task_class
 
     declared = set()
-    for path in LM_EVAL_TASKS.rglob("*.yaml"):
+    for path in lm_tasks.rglob("*.yaml"):
         text = path.read_text(encoding="utf-8", errors="replace")
         declared.update(line.split(":", 1)[1].strip().strip("\"'") for line in text.splitlines()
                         if line.startswith(("task:", "group:")))  # fmt: skip
+    from qwen_pipe.protocols import PROTOCOLS
+
     for name in task_names():
+        assert set(task_class(name).protocol_settings) <= set(PROTOCOLS), name
         named = task_class(name).lm_eval_task
         for lm_task in (named or "").split(", ") if named else ():
             assert lm_task in declared, (name, lm_task)
@@ -226,12 +221,11 @@ def test_datasets_list_shows_each_protocols_shots_budget_and_metric():
 # --- lm-eval's prompts and filters ---------------------------------------------------------------------------
 def test_gsm8k_under_lm_eval_is_gsm8k_cot_text_for_text():
     """The context lm-eval builds for gsm8k_cot: its 8 exemplars 'Q: ...\\nA: target' joined by blank lines."""
-    if not (LM_EVAL_TASKS / "gsm8k/gsm8k-cot.yaml").is_file():
-        pytest.skip("lm-eval is not installed in .venv (the dev extra)")
+    lm_tasks = lm_eval_tasks()
     from qwen_pipe.tasks.common.base import PromptStyle
     from qwen_pipe.tasks.common.registry import get_task
 
-    config = yaml.safe_load((LM_EVAL_TASKS / "gsm8k/gsm8k-cot.yaml").read_text())
+    config = yaml.safe_load((lm_tasks / "gsm8k/gsm8k-cot.yaml").read_text())
     shots = config["fewshot_config"]["samples"]
     question = "Tom has 3 apples and eats one. How many are left?"
     expected = "".join(f"Q: {s['question']}\nA: {s['target']}\n\n" for s in shots) + f"Q: {question}\nA:"
@@ -284,15 +278,14 @@ def test_lm_eval_exact_match_ignores_commas_dollars_and_case_as_configured():
 
 
 def test_bbh_under_lm_eval_is_bbh_cot_fewshot_text_for_text():
-    if not (LM_EVAL_TASKS / "bbh/cot_fewshot/navigate.yaml").is_file():
-        pytest.skip("lm-eval is not installed in .venv (the dev extra)")
+    lm_tasks = lm_eval_tasks()
     from qwen_pipe.tasks.common.base import PromptStyle
     from qwen_pipe.tasks.common.registry import get_task
 
     task = get_task("bbh", protocol="lm-eval")
     samples = [s for s in mirror_samples(task) if s["subtask"] in ("navigate", "sports_understanding")]
     for subtask in ("navigate", "sports_understanding"):  # sports_understanding's chains follow on one line
-        config = yaml.safe_load((LM_EVAL_TASKS / f"bbh/cot_fewshot/{subtask}.yaml").read_text())
+        config = yaml.safe_load((lm_tasks / f"bbh/cot_fewshot/{subtask}.yaml").read_text())
         sample = next(s for s in samples if s["subtask"] == subtask)
         turn = "Q: {q}\nA: Let's think step by step.\n"
         shots = "".join(
@@ -332,8 +325,7 @@ def render(template: str, doc: dict) -> str:
 
 
 def test_mmlu_redux_under_lm_eval_is_its_generative_task_on_the_ok_rows():
-    if not (LM_EVAL_TASKS / "mmlu-redux/generative/_default_template_yaml").is_file():
-        pytest.skip("lm-eval is not installed in .venv (the dev extra)")
+    lm_tasks = lm_eval_tasks()
 
     from qwen_pipe.engines.base import Generation
     from qwen_pipe.tasks.common.base import PromptStyle
@@ -343,11 +335,9 @@ def test_mmlu_redux_under_lm_eval_is_its_generative_task_on_the_ok_rows():
     rows = task.load_mirror(mirror_dir())
     everything = get_task("mmlu_redux").load_mirror(mirror_dir())
     assert len(rows) == 5330 and len(everything) == 5700 and {r["error_type"] for r in rows} == {"ok"}
-    template = yaml.safe_load((LM_EVAL_TASKS / "mmlu-redux/generative/_default_template_yaml").read_text())
+    template = yaml.safe_load((lm_tasks / "mmlu-redux/generative/_default_template_yaml").read_text())
     for row in (rows[0], rows[-1]):
-        subject = yaml.safe_load(
-            (LM_EVAL_TASKS / f"mmlu-redux/generative/mmlu_{row['subject']}.yaml").read_text()
-        )
+        subject = yaml.safe_load((lm_tasks / f"mmlu-redux/generative/mmlu_{row['subject']}.yaml").read_text())
         expected = subject["description"] + render(template["doc_to_text"], row)
         assert task.prompt(row, PromptStyle(chat=True)) == expected
     sample = {**rows[0], "answer": 2}
@@ -363,15 +353,14 @@ def test_mmlu_redux_under_lm_eval_is_its_generative_task_on_the_ok_rows():
 
 
 def test_mbpp_plus_under_lm_eval_is_mbpps_prompt_on_the_plus_records():
-    if not (LM_EVAL_TASKS / "mbpp/mbpp_plus.yaml").is_file():
-        pytest.skip("lm-eval is not installed in .venv (the dev extra)")
+    lm_tasks = lm_eval_tasks()
 
     from qwen_pipe.tasks.common.base import PromptStyle
     from qwen_pipe.tasks.common.registry import get_task
 
     task = get_task("mbpp_plus", protocol="lm-eval")
     record = task.load_mirror(mirror_dir())[0]
-    plus = yaml.safe_load((LM_EVAL_TASKS / "mbpp/mbpp_plus.yaml").read_text())
+    plus = yaml.safe_load((lm_tasks / "mbpp/mbpp_plus.yaml").read_text())
     text = render(plus["doc_to_text"], record)
     prompt = task.prompt(record, PromptStyle(chat=True))
     assert prompt.endswith(text) and prompt.count("[DONE]") == 3 and task.shots == 3

@@ -19,7 +19,7 @@ from qwen_pipe.published import (
     published_comparison,
 )
 
-from support import ROOT
+from support import ROOT, metrics_tree
 
 MMLU_QWEN3_8B_BASE = 0.7689  # Qwen3 report, base models: MMLU, Qwen3-8B-Base
 
@@ -315,20 +315,6 @@ def test_the_flag_says_whether_the_published_value_is_in_the_measured_interval()
 # --- the report ------------------------------------------------------------------------------------------
 
 
-def _metrics(*docs: dict) -> dict:
-    tree: dict = {}
-    for d in docs:
-        tree.setdefault(d["model"], {}).setdefault(d["preset"], {})[d["dataset"]] = d
-    return {
-        "eval": tree,
-        "coverage": {},
-        "validate": None,
-        "scaling": None,
-        "performance": None,
-        "cost_scaling": None,
-    }
-
-
 def test_the_report_compares_and_names_what_it_did_not():
     from qwen_pipe.report import render_markdown
 
@@ -338,7 +324,7 @@ def test_the_report_compares_and_names_what_it_did_not():
         _doc("tiny_small", preset="balanced"),
         _doc("qwen3_8b", "mmlu_redux", shots=0, thinking=True, score=0.86, stderr=0.005),
     ]
-    report = render_markdown(_metrics(*docs))
+    report = render_markdown(metrics_tree(*docs))
     lines = report.splitlines()
     assert lines.index("## Published numbers") > lines.index("## Accuracy")
     assert (
@@ -365,7 +351,7 @@ def test_the_report_says_why_nothing_was_compared():
         _doc(preset="p2", n=100),
         _doc(preset="p3", protocol=None),
     ]
-    lines = published_section(_metrics(*docs))
+    lines = published_section(metrics_tree(*docs))
     assert lines[0] == "## Published numbers"
     (line,) = [x for x in lines[1:] if x]
     assert line.startswith("No result under the qwen protocol on a full published split")
@@ -373,7 +359,7 @@ def test_the_report_says_why_nothing_was_compared():
     assert line.endswith(
         "(not compared here: model without published numbers: 1; protocol qwen-pipe: 1; subset run: 1)."
     )
-    assert published_section(_metrics()) == []  # no evaluation at all: no section
+    assert published_section(metrics_tree()) == []  # no evaluation at all: no section
 
 
 def test_the_report_stage_depends_on_the_data_file():

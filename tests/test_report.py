@@ -4,6 +4,8 @@ from pathlib import Path
 
 from qwen_pipe.console import fmt
 
+from support import metrics_tree
+
 
 def test_number_format_follows_the_magnitude():
     assert fmt(0.12345) == "0.1235"
@@ -50,25 +52,11 @@ def _cell(model: str, preset: str, dataset: str, **fields) -> dict:
     return {**doc, **fields}
 
 
-def _metrics(*cells: dict) -> dict:
-    tree: dict = {}
-    for c in cells:
-        tree.setdefault(c["model"], {}).setdefault(c["preset"], {})[c["dataset"]] = c
-    return {
-        "eval": tree,
-        "coverage": {},
-        "validate": None,
-        "scaling": None,
-        "performance": None,
-        "cost_scaling": None,
-    }
-
-
 def test_truncations_are_shown_per_cell_and_flagged_above_one_percent():
     from qwen_pipe.report import render_markdown
 
     report = render_markdown(
-        _metrics(
+        metrics_tree(
             _cell("a", "balanced", "gsm8k", truncated=1, truncation_rate=0.01),  # exactly 1%: not flagged
             _cell("a", "long_context", "gsm8k", truncated=30, truncation_rate=0.3),
         )
@@ -89,7 +77,7 @@ def test_error_rate_counts_every_failed_request():
             "a", "p", "humaneval", failed_requests={"truncated": 0, "sandbox_timeout": 1, "sandbox_crash": 1}
         ),
     ]
-    check = next(c for c in readiness(_metrics(*cells)) if c["check"].startswith("error rate"))
+    check = next(c for c in readiness(metrics_tree(*cells)) if c["check"].startswith("error rate"))
     assert check["value"].startswith(f"{5 / 200:.2%}") and check["status"] == "PASS"  # 2.50%
     for part in (
         "0/2 cells failed",
@@ -108,7 +96,7 @@ def test_error_rate_counts_every_failed_request():
         "requests": 50,
     }
     failed["failed_requests"] = {"failed_cell": 50}  # every request of a cell that failed is lost
-    check = next(c for c in readiness(_metrics(*cells, failed)) if c["check"].startswith("error rate"))
+    check = next(c for c in readiness(metrics_tree(*cells, failed)) if c["check"].startswith("error rate"))
     assert check["value"].startswith(f"{55 / 250:.2%}") and "1/3 cells failed" in check["value"]
     assert check["status"] == "FAIL"
 

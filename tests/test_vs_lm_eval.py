@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from support import ROOT, mirror_dir
+from support import ROOT, mirror_dir, require_dev_extra
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +27,7 @@ def benchmark():
 
 @pytest.fixture(scope="module")
 def side_by_side(tmp_path_factory):
-    pytest.importorskip("lm_eval", reason="lm-eval is in the dev extra")
-    pytest.importorskip("vllm", reason="the comparison runs both harnesses on vLLM")
+    require_dev_extra("lm_eval", "vllm")
     out = tmp_path_factory.mktemp("vs") / "result.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "vs_lm_eval.py"), "--samples", "2", "--max-gen-toks", "16",
