@@ -44,6 +44,8 @@ ifneq ($(GPU),yes)
 endif
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq bubblewrap >/dev/null 2>&1; } \
 		|| echo "note: bubblewrap not installed; code execution falls back to weaker isolation (see docs/sandbox.md)"
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq chromium >/dev/null 2>&1; }; } \
+		|| echo "note: chromium not installed; the HTML report's browser test fails until it is (apt-get install chromium)"
 	touch $(STAMP)
 
 run: install

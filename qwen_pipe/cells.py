@@ -48,6 +48,10 @@ class Layout:
     def metrics_file(self, cell: Cell) -> Path:
         return self.metrics.joinpath(*cell.parts, f"{cell.dataset}.json")
 
+    def run_info(self, cell: Cell) -> Path:
+        """The sidecar of the metrics file: what ran, how and where (not measurements, so not DVC metrics)."""
+        return self.scores.joinpath(*cell.parts, f"{cell.dataset}.run.json")
+
     def response_cache(self, cell: Cell) -> Path:
         return self.cache.joinpath("generations", *cell.parts, cell.dataset)
 
@@ -104,3 +108,19 @@ def read_dataset(data_dir: Path, dataset: str) -> tuple[list[dict], dict]:
     if not path.is_file():
         raise QwenPipeError(f"{path} not found", f"run the fetch stage first: dvc repro fetch@{dataset}")
     return read_jsonl(path), read_json(data_dir / f"{dataset}.meta.json")
+
+
+def read_eval_tree(metrics: Path, scores: Path) -> dict:
+    """model -> preset -> dataset -> eval metrics document, each merged with its cell's identity and its
+    run-info sidecar under `scores` (Layout.run_info), where there is one."""
+    from qwen_pipe.io import read_json, read_json_tree
+
+    merged: dict = {}
+    for model, by_preset in read_json_tree(metrics, depth=3).items():
+        for preset, cells in by_preset.items():
+            for dataset, doc in cells.items():
+                sidecar = scores / model / preset / f"{dataset}.run.json"
+                info = read_json(sidecar) if sidecar.is_file() else {}
+                identity = {"model": model, "preset": preset, "dataset": dataset}
+                merged.setdefault(model, {}).setdefault(preset, {})[dataset] = {**identity, **info, **doc}
+    return merged

@@ -465,6 +465,164 @@ def evaluate(
         typer.echo(json.dumps(summary, indent=2))
 
 
+@app.command()
+def compare(
+    a_arg: str = typer.Argument(..., metavar="A", help="model or model/preset: the baseline (e.g. qwen3_8b)"),
+    b_arg: str = typer.Argument(
+        ..., metavar="B", help="model or model/preset compared with A (e.g. qwen3_14b)"
+    ),
+    preset: str | None = typer.Option(
+        None, help="preset of A and B where not named (default: the first of params generate.presets)"
+    ),
+    datasets_arg: str | None = typer.Option(
+        None, "--datasets", help="comma-separated datasets (default: all both scored)"
+    ),
+    detailed: bool = typer.Option(
+        False, "--detailed", help="every metric paired, and the samples where they disagree"
+    ),
+    results: Path | None = typer.Option(
+        None, help="a `qwen-pipe eval` output dir (default: the pipeline's metrics/eval and data/scores)"
+    ),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write the comparison as JSON here"),
+    params_path: Path = ParamsOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """B against A on the same items, per dataset: delta, paired bootstrap 95% interval, McNemar's exact test."""
+    from qwen_pipe.cells import read_eval_tree
+    from qwen_pipe.io import write_json
+    from qwen_pipe.scaling import SCORES, compare_saved
+
+    params = load_params(params_path)
+    metrics_dir, scores_dir = (
+        (results / "metrics", results / "scores") if results else (Path("metrics/eval"), SCORES)
+    )
+    evals = read_eval_tree(metrics_dir, scores_dir)
+    if not evals:
+        raise QwenPipeError(
+            f"no saved results under {metrics_dir}", "run dvc repro (or qwen-pipe eval) first"
+        )
+    default_preset = preset or params.generate.presets[0]
+    a, b = (_model_preset(arg, default_preset, evals) for arg in (a_arg, b_arg))
+    datasets = (
+        _split(datasets_arg, sorted({d for m in evals.values() for p in m.values() for d in p}), "dataset")
+        if datasets_arg
+        else None
+    )
+    result = compare_saved(evals, a, b, datasets, detailed, scores_dir)
+    if not result["datasets"]:
+        raise QwenPipeError(
+            f"{'/'.join(a)} and {'/'.join(b)} have no scored dataset in common under {metrics_dir}",
+            "run both first (dvc repro, or qwen-pipe eval), or name datasets both have",
+        )
+    if output:
+        write_json(output, result)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    _print_comparison(result, detailed)
+    if output:
+        typer.echo(f"wrote {output}")
+
+
+def _model_preset(arg: str, default_preset: str, evals: dict) -> tuple[str, str]:
+    model, _, preset = arg.partition("/")
+    preset = preset or default_preset
+    if model not in evals:
+        raise unknown_name("model with saved results", model, sorted(evals))
+    if preset not in evals[model]:
+        raise unknown_name(f"preset with saved results for {model}", preset, sorted(evals[model]))
+    return model, preset
+
+
+def _print_comparison(result: dict, detailed: bool) -> None:
+    from qwen_pipe.console import fmt
+
+    a, b = (f"{side['model']}/{side['preset']}" for side in (result["a"], result["b"]))
+    typer.echo(f"B = {b} against A = {a}, paired on the same items")
+
+    def row(name: str, r: dict) -> list:
+        interval = "-" if r["low"] is None else f"[{fmt(r['low'])}, {fmt(r['high'])}]"
+        verdict = {True: "significant", False: "not significant", None: "undetermined"}[r["significant"]]
+        return [
+            name,
+            r["metric"],
+            r["n"],
+            fmt(r["a"]),
+            fmt(r["b"]),
+            fmt(r["delta"]),
+            interval,
+            fmt(r["p_value"]),
+            r["test"] or "-",
+            verdict,
+        ]
+
+    header = ["dataset", "metric", "n", "A", "B", "delta", "95% interval", "p", "test", "verdict"]
+    rows = [row(d, r) for d, r in result["datasets"].items()]
+    if detailed:
+        rows += [
+            row(f"  {d}", m)
+            for d, r in result["datasets"].items()
+            for name, m in r["metrics"].items()
+            if name != r["metric"]
+        ]
+    _print_table(header, rows)
+    mean = result["mean_accuracy_delta"]
+    if mean:
+        interval = "" if mean["low"] is None else f" [{fmt(mean['low'])}, {fmt(mean['high'])}]"
+        verdict = {True: "significant", False: "not significant", None: "undetermined"}[mean["significant"]]
+        typer.echo(
+            f"mean accuracy delta over {len(mean['datasets'])} dataset(s): {fmt(mean['delta'])}{interval} ({verdict})"
+        )
+    if detailed:
+        for dataset, r in result["datasets"].items():
+            split = r.get("disagreements")
+            if split:
+                typer.echo(
+                    f"{dataset}: A higher on {len(split['only_a'])} ({', '.join(split['only_a'][:5]) or '-'}), "
+                    f"B higher on {len(split['only_b'])} ({', '.join(split['only_b'][:5]) or '-'})"
+                )
+
+
+@app.command()
+def diff(
+    a_rev: str = typer.Argument(
+        ..., metavar="A", help="the baseline: a git revision (commit, branch, tag, HEAD~1)"
+    ),
+    b_rev: str | None = typer.Argument(
+        None, metavar="B", help="the revision judged (default: the workspace)"
+    ),
+    repo: Path | None = typer.Option(
+        None, "--repo", help="the pipeline's repository (default: the working dir's)"
+    ),
+    json_path: Path | None = typer.Option(
+        None,
+        "--json",
+        help="write the full result as JSON to this file ('-': to stdout, instead of the table)",
+    ),
+) -> None:
+    """The evaluation metrics of B against A (`dvc metrics diff` of metrics/eval), each cell's score change
+    judged against its noise: paired on per-sample scores where both sides have them, else from the standard
+    errors. Exit code 1 when any cell regressed significantly (docs/diff.md)."""
+    from qwen_pipe.diff import HEADER, diff_metrics, notes, summary, table_rows
+    from qwen_pipe.io import atomic_write_text
+
+    result = diff_metrics(a_rev, b_rev, repo)
+    for line in result["warnings"]:
+        typer.echo(f"warning: {line}", err=True)
+    document = json.dumps(result, indent=2) + "\n"
+    if json_path is not None and str(json_path) == "-":
+        typer.echo(document, nl=False)
+    else:
+        _print_table(HEADER, table_rows(result))
+        for line in notes(result):
+            typer.echo(f"note: {line}")
+        typer.echo(summary(result))
+        if json_path is not None:
+            atomic_write_text(json_path, document)
+    if result["regressions"]:
+        raise typer.Exit(1)
+
+
 def _register_score_code() -> None:
     from qwen_pipe.score_code import score_code
 

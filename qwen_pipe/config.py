@@ -162,6 +162,11 @@ class ScoreParams(Strict):
     flush_every: int = Field(64, gt=0)  # samples scored between flushes of the score cache
 
 
+class ReadinessParams(Strict):
+    # carry on when a readiness criterion fails: the readiness stage records FAIL and exits 0
+    allow_unready: bool = False
+
+
 class Params(Strict):
     profile: str
     protocol: str = "qwen-pipe"  # how tasks are asked and graded (qwen_pipe/protocols.py)
@@ -178,6 +183,7 @@ class Params(Strict):
     generate: GenerateParams = GenerateParams()
     tasks: dict[str, TaskParams] = {}
     score: ScoreParams = ScoreParams()
+    readiness: ReadinessParams = ReadinessParams()
     profiles: dict[str, dict] = {}
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

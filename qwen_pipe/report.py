@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from qwen_pipe.console import fmt
-from qwen_pipe.io import read_json, read_json_tree
 from qwen_pipe.published import Z95, compare_published, protocol
+from qwen_pipe.results import eval_documents
 
-METRICS = Path("metrics")
 REPORT_DIR = Path("reports")  # figures are linked relative to it
-MAX_ERROR_RATE = 0.05  # the plan's bound on failed cells and requests per run
 MAX_TRUNCATION_RATE = 0.01  # a cell above this is flagged: its score counts cut-off answers
 
 
@@ -20,123 +17,6 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
     return lines
-
-
-def load_metrics(root: Path = METRICS, run: RunCells | None = None) -> dict:
-    """The metrics documents the pipeline wrote, by stage; with `run`, only the cells of that run.
-
-    DVC leaves the files of cells a run no longer has (a preset or model taken out of params.yaml) where
-    they were: they are listed under `stale` and never counted or shown as results.
-    """
-    optional = {
-        name: root / f"{name}.json" for name in ("validate", "scaling", "performance", "cost_scaling")
-    }
-    evals, coverage = read_json_tree(root / "eval", depth=3), read_json_tree(root / "coverage")
-    stale: list[str] = []
-    if run is not None:
-        evals, stale_eval = _keep(evals, run.models, run.generate_presets, run.datasets)
-        coverage, stale_coverage = _keep(coverage, run.models, run.coverage_presets)
-        stale = [*(f"eval/{c}" for c in stale_eval), *(f"coverage/{c}" for c in stale_coverage)]
-    return {
-        "eval": evals,
-        "coverage": coverage,
-        "stale": stale,
-        **{name: read_json(path) if path.is_file() else None for name, path in optional.items()},
-    }
-
-
-@dataclass(frozen=True)
-class RunCells:
-    """What a run evaluates: params `run.models`, `generate.presets`, `run.datasets` and `run.presets`."""
-
-    models: list[str]
-    generate_presets: list[str]
-    datasets: list[str]
-    coverage_presets: list[str]
-
-
-def _keep(tree: dict, *levels: list[str]) -> tuple[dict, list[str]]:
-    """The part of a nested {a: {b: ...}} tree whose keys are in `levels`, and the paths of the rest."""
-    kept: dict = {}
-    dropped: list[str] = []
-    for key, value in tree.items():
-        if key not in levels[0]:
-            dropped.append(key)
-        elif len(levels) == 1:
-            kept[key] = value
-        else:
-            inner, lost = _keep(value, *levels[1:])
-            kept[key] = inner
-            dropped += [f"{key}/{path}" for path in lost]
-    return kept, dropped
-
-
-def readiness(metrics: dict) -> list[dict]:
-    """The plan's go/no-go checks, each with the measured number behind it."""
-    checks = []
-    validate = metrics.get("validate")
-    if validate:
-        checks.append(
-            {
-                "check": "configurations validated",
-                "value": f"{validate['passed']}/{validate['configurations']} PASS",
-                "status": "PASS" if validate["failed"] == 0 else "FAIL",
-            }
-        )
-    cells = [doc for by_preset in metrics["coverage"].values() for doc in by_preset.values()]
-    for name, label in (
-        ("loaded", "models load"),
-        ("tokens_per_s", "throughput > 100 tokens/s"),
-        ("memory", "memory < 80% of the device"),
-        ("cleanup", "memory back to baseline after each model"),
-    ):
-        results = [c["checks"].get(name) for c in cells if c.get("checks")]
-        passed = sum(1 for r in results if r and r["status"] == "PASS")
-        if cells:
-            checks.append(
-                {
-                    "check": label,
-                    "value": f"{passed}/{len(cells)} configurations",
-                    "status": "PASS" if passed == len(cells) else "FAIL",
-                }
-            )
-    evals = eval_documents(metrics)
-    if evals:
-        rate, detail = error_rate(evals)
-        checks.append(
-            {
-                "check": f"error rate < {MAX_ERROR_RATE:.0%}",
-                "value": f"{rate:.2%} ({detail})",
-                "status": "PASS" if rate < MAX_ERROR_RATE else "FAIL",
-            }
-        )
-    return checks
-
-
-def eval_documents(metrics: dict) -> list[dict]:
-    """Every evaluation cell's metrics document (model -> preset -> dataset in the tree)."""
-    return [
-        doc
-        for by_preset in metrics["eval"].values()
-        for cells in by_preset.values()
-        for doc in cells.values()
-    ]
-
-
-def error_rate(evals: list[dict]) -> tuple[float, str]:
-    """The share of requests that failed, counting every kind: each truncated response, prompt too long,
-    sandbox timeout or crash, and every request of a cell that failed as a whole."""
-    kinds: dict[str, int] = {}
-    requests = 0
-    for doc in evals:
-        requests += doc.get("requests") or (1 if doc.get("status") == "failed" else 0)
-        for kind, count in (doc.get("failed_requests") or {}).items():
-            kinds[kind] = kinds.get(kind, 0) + count
-    rate = sum(kinds.values()) / requests if requests else 0.0
-    failed_cells = sum(1 for d in evals if d.get("status") == "failed")
-    parts = [f"{failed_cells}/{len(evals)} cells failed"]
-    parts += [f"{count:,} {kind.replace('_', ' ')}" for kind, count in sorted(kinds.items()) if count]
-    return rate, f"{', '.join(parts)}; {requests:,} requests"
 
 
 def failures(metrics: dict) -> list[dict]:
@@ -159,22 +39,124 @@ def failures(metrics: dict) -> list[dict]:
     return out
 
 
-def render_markdown(metrics: dict, title: str = "qwen-pipe report") -> str:
+def render_markdown(metrics: dict, analysis: dict | None = None, title: str = "qwen-pipe report") -> str:
+    """The report; with `analysis` (reports/analysis.json) its first screen answers the plan's questions,
+    then readiness, insights, leaderboard and the paired comparisons, then the detail."""
+    analysis = analysis or {}
     sections = (
         summary_section(metrics, title),
-        readiness_section(metrics),
+        answers_section(analysis),
+        readiness_section(analysis),
+        insights_section(analysis),
+        leaderboard_section(analysis),
         accuracy_section(metrics),
+        errors_section(analysis),
         truncation_section(metrics),
         published_section(metrics),
         sandbox_section(metrics),
         performance_matrix_section(metrics),
         cost_scaling_section(metrics),
-        scaling_section(metrics),
+        scaling_section(analysis),
+        presets_section(analysis),
         stale_section(metrics),
         failures_section(metrics),
         configurations_section(metrics),
     )
     return "\n".join(line for section in sections for line in section)
+
+
+# The Markdown heading each analysis anchor links to (GitHub's heading slugs).
+HEADINGS = {
+    "performance": "Performance matrix (model x preset)",
+    "leaderboard": "Leaderboard",
+    "scaling": "Scaling: large vs small, paired on the same items",
+    "presets": "Presets against the baseline preset",
+    "readiness": "Readiness",
+}
+
+
+def _slug(heading: str) -> str:
+    kept = "".join(c for c in heading.lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
+
+
+def answers_section(analysis: dict) -> list[str]:
+    """The first screen: the plan's questions in order, each answered, with a link to its detail."""
+    if not analysis.get("answers"):
+        return []
+    lines = ["## At a glance", ""]
+    for a in analysis["answers"]:
+        link = f" ([detail](#{_slug(HEADINGS[a['anchor']])}))" if a["anchor"] in HEADINGS else ""
+        lines.append(f"- **{a['question']}** {a['answer']}{link}")
+    return [*lines, ""]
+
+
+def readiness_section(analysis: dict) -> list[str]:
+    readiness = analysis.get("readiness")
+    if not readiness:
+        return []
+    rows = [
+        [c["check"], c["value"], c["threshold"], c["status"], c["reason"] or "–"] for c in readiness["checks"]
+    ]
+    verdict = "READY" if readiness["ready"] else "NOT READY"
+    if readiness.get("allowed_unready"):
+        verdict += " (carried on: readiness.allow_unready)"
+    return [
+        f"## {HEADINGS['readiness']}",
+        "",
+        f"**{verdict}.** The readiness stage fails `dvc repro` on a FAIL unless allowed; SKIP: not applicable here.",
+        "",
+        *_table(["criterion", "measured", "threshold", "status", "why"], rows),
+        "",
+    ]
+
+
+def insights_section(analysis: dict) -> list[str]:
+    """Every insight and recommendation, as its rule wrote it (qwen_pipe/insights.py)."""
+    if not analysis.get("insights"):
+        return []
+    lines = ["## Insights and recommendations", ""]
+    lines += [f"- {i['text']} (`{i['rule']}`)" for i in analysis["insights"]]
+    return [*lines, ""]
+
+
+def leaderboard_section(analysis: dict) -> list[str]:
+    if not analysis.get("leaderboard"):
+        return []
+    lines = [
+        f"## {HEADINGS['leaderboard']}",
+        "",
+        "Mean accuracy over the datasets every model of the group scored, with its 95% interval; models whose "
+        "intervals overlap share a rank.",
+        "",
+    ]
+    for board in analysis["leaderboard"]:
+        rows = [
+            [
+                r["rank"],
+                r["model"],
+                r["mean"],
+                "–" if r["low"] is None else f"[{fmt(r['low'])}, {fmt(r['high'])}]",
+                ", ".join(r["tied_with"]) or "–",
+            ]
+            for r in board["rows"]
+        ]
+        lines += [
+            f"**{board['protocol']} / {board['preset']}** ({', '.join(board['datasets'])})",
+            "",
+            *_table(["rank", "model", "mean accuracy", "95% interval", "tied with"], rows),
+            "",
+        ]
+    return lines
+
+
+def errors_section(analysis: dict) -> list[str]:
+    errors = analysis.get("errors")
+    if not errors or not errors["overall"]["requests"]:
+        return []
+    rows = [["all", errors["overall"]["rate"], errors["overall"]["failed"], errors["overall"]["requests"]]]
+    rows += [[m, e["rate"], e["failed"], e["requests"]] for m, e in errors["by_model"].items()]
+    return ["## Error rate", "", *_table(["model", "error rate", "failed requests", "requests"], rows), ""]
 
 
 def summary_section(metrics: dict, title: str) -> list[str]:
@@ -192,11 +174,6 @@ def summary_section(metrics: dict, title: str) -> list[str]:
             "",
         ]
     return lines
-
-
-def readiness_section(metrics: dict) -> list[str]:
-    rows = [[c["check"], c["value"], c["status"]] for c in readiness(metrics)]
-    return ["## Readiness", "", *_table(["check", "measured", "status"], rows), ""]
 
 
 def _sorted_evals(metrics: dict) -> list[dict]:
@@ -220,7 +197,7 @@ def accuracy_section(metrics: dict) -> list[str]:
     for doc in evals:
         cell = [doc["model"], doc.get("preset") or "–"]
         if doc.get("status") == "failed":
-            failed = [doc["dataset"], doc["primary_metric"], "FAILED", None, 0, None, None, None]
+            failed = [doc["dataset"], doc["primary_metric"], "FAILED", None, "–", 0, None, None, None]
             rows.append([*cell, *failed, protocol(doc)])
             continue
         rows.append(
@@ -230,6 +207,7 @@ def accuracy_section(metrics: dict) -> list[str]:
                 doc["primary_metric"],
                 doc["score"],
                 doc["stderr"],
+                "–" if doc.get("ci_low") is None else f"[{fmt(doc['ci_low'])}, {fmt(doc['ci_high'])}]",
                 doc["n"],
                 _truncations(doc),
                 doc["shots"],
@@ -244,6 +222,7 @@ def accuracy_section(metrics: dict) -> list[str]:
         "metric",
         "score",
         "stderr",
+        "95% interval",
         "n",
         "truncated",
         "shots",
@@ -346,56 +325,89 @@ def sandbox_section(metrics: dict) -> list[str]:
     return lines
 
 
-def scaling_section(metrics: dict) -> list[str]:
-    """Large vs small per family and preset (metrics/scaling.json), then per dataset."""
-    scaling = metrics.get("scaling")
-    if not scaling or not scaling["pairs"]:
+def _stat_row(result: dict) -> list:
+    interval = "–" if result["low"] is None else f"[{fmt(result['low'])}, {fmt(result['high'])}]"
+    verdict = {True: "**yes**", False: "no", None: "–"}[result["significant"]]
+    return [
+        result["metric"],
+        result["n"],
+        result["a"],
+        result["b"],
+        result["delta"],
+        interval,
+        result["p_value"],
+        result["test"] or "–",
+        verdict,
+    ]
+
+
+STAT_HEADER = ["metric", "n", "A", "B", "delta", "95% interval", "p", "test", "significant"]
+
+
+def _mean_line(comparison: dict) -> str:
+    mean = comparison.get("mean_accuracy_delta")
+    if not mean:
+        return "No accuracy compared."
+    interval = "" if mean["low"] is None else f" [{fmt(mean['low'])}, {fmt(mean['high'])}]"
+    verdict = {True: "significant", False: "not significant", None: "undetermined"}[mean["significant"]]
+    left = f"; not in the mean (not accuracies): {', '.join(mean['left_out'])}" if mean["left_out"] else ""
+    return (
+        f"Mean accuracy delta over {len(mean['datasets'])} dataset(s): {fmt(mean['delta'])}{interval} "
+        f"({verdict}){left}."
+    )
+
+
+def scaling_section(analysis: dict) -> list[str]:
+    """Large vs small per family and preset (metrics/scaling.json): paired per dataset, then the mean."""
+    pairs = analysis.get("scaling")
+    if not pairs:
         return []
-    rows = [
-        [
-            p["family"],
-            p["preset"],
-            p["small"],
-            p["large"],
-            p["parameters"]["ratio"],
-            p["throughput_ratio"],
-            p["throughput_efficiency"],
-            p["memory_ratio"],
-            p["memory_efficiency"],
-            p["mean_delta"],
+    lines = [
+        f"## {HEADINGS['scaling']}",
+        "",
+        "A = the small model, B = the large one; delta = B - A with a paired bootstrap 95% interval (10,000 "
+        "resamples); binary scores are tested with McNemar's exact test. Cost per correct answer: output tokens "
+        "at the model's measured throughput over its correct answers.",
+        "",
+    ]
+    for p in pairs:
+        rows = [
+            [dataset, *_stat_row(d), (d.get("cost_per_correct") or {}).get("ratio")]
+            for dataset, d in sorted(p["datasets"].items())
         ]
-        for p in scaling["pairs"]
-    ]
-    header = [
-        "family",
-        "preset",
-        "small",
-        "large",
-        "parameter ratio",
-        "throughput ratio",
-        "throughput efficiency",
-        "memory ratio",
-        "memory efficiency",
-        "mean accuracy delta",
-    ]
-    lines = ["## Scaling (large vs small, per family)", "", *_table(header, rows), ""]
-    rows = [
-        [
-            p["family"],
-            p["preset"],
-            dataset,
-            d["small"],
-            d["large"],
-            d["delta"],
-            d["delta_stderr"],
-            d["significant"],
+        lines += [
+            f"**{p['family']} / {p['preset']}: {p['large']} vs {p['small']}** (x{fmt(p['parameters']['ratio'])} "
+            f"parameters, x{fmt(p['throughput_ratio'])} throughput, x{fmt(p['memory_ratio'])} memory)",
+            "",
+            *_table(["dataset", *STAT_HEADER, "cost per correct (x)"], rows),
+            "",
+            _mean_line(p),
+            "",
         ]
-        for p in scaling["pairs"]
-        for dataset, d in sorted(p["datasets"].items())
+    return lines
+
+
+def presets_section(analysis: dict) -> list[str]:
+    rows = analysis.get("presets")
+    if not rows:
+        return []
+    lines = [
+        f"## {HEADINGS['presets']}",
+        "",
+        "A = the baseline preset, B = the other; paired on the same items.",
+        "",
     ]
-    if rows:
-        header = ["family", "preset", "dataset", "small", "large", "delta", "delta stderr", "significant"]
-        lines += [*_table(header, rows), ""]
+    for r in rows:
+        table = [[dataset, *_stat_row(d)] for dataset, d in sorted(r["datasets"].items())]
+        lines += [
+            f"**{r['model']}: {r['preset']} vs {r['baseline']}** (x{fmt(r['throughput_ratio'])} throughput, "
+            f"x{fmt(r['sequences_ratio'])} sequences, x{fmt(r['memory_ratio'])} memory)",
+            "",
+            *_table(["dataset", *STAT_HEADER], table),
+            "",
+            _mean_line(r),
+            "",
+        ]
     return lines
 
 

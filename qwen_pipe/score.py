@@ -21,6 +21,7 @@ from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.io import read_json, read_jsonl, write_json, write_jsonl
 from qwen_pipe.protocols import DEFAULT_PROTOCOL
 from qwen_pipe.provenance import provenance
+from qwen_pipe.scoring.paired import score_interval
 from qwen_pipe.scoring.stats import rate
 from qwen_pipe.tasks.common.base import PromptStyle, SampleScore, Task
 
@@ -180,8 +181,11 @@ def failed_metrics(cell: Cell, task: Task, failure: dict, samples: int) -> dict:
         "status": "failed",
         "failure": failure,
         "primary_metric": task.primary_metric,
+        "accuracy": task.primary_is_accuracy,
         "score": None,
         "stderr": None,
+        "ci_low": None,
+        "ci_high": None,
         "n": 0,
         "requests": requests,
         "failed_requests": {"failed_cell": requests},
@@ -222,14 +226,18 @@ def score_cell(
     info = meta["dataset_info"]
     requests = meta.get("requests", 0)
     failed = failed_requests(task, rows, meta)
+    interval = score_interval(primary["value"], primary["stderr"], primary["n"], task.primary_is_accuracy)
     result = {
         "model": cell.model,
         "preset": cell.preset,
         "dataset": cell.dataset,
         "status": "ok",
         "primary_metric": task.primary_metric,
+        "accuracy": task.primary_is_accuracy,
         "score": primary["value"],
         "stderr": primary["stderr"],
+        "ci_low": interval[0] if interval else None,
+        "ci_high": interval[1] if interval else None,
         "n": primary["n"],
         "metrics": aggregate,
         "repeats": spread,  # sampled runs answered n times: the primary metric per repeat, mean and std
@@ -249,6 +257,7 @@ def score_cell(
         "chat_template_sha256": meta.get("chat_template_sha256"),
         "scorer_sha256": task_code_sha256(task.name),
         "generation_seconds": meta["seconds"],
+        "output_tokens": meta.get("output_tokens"),
         "cache": meta.get("cache"),
         "sandbox": isolation,
         "provenance": provenance(),
@@ -265,9 +274,39 @@ def score_and_write(
     rows, result = score_cell(task, samples, layout, cell, flush_every)
     if detailed:
         result["failed_samples"] = [r["id"] for r in rows if not r["correct"]]
+    measurements, run_info = split_document(result)
     write_jsonl(layout.score_rows(cell), rows)
-    write_json(layout.metrics_file(cell), result)
+    write_json(layout.metrics_file(cell), measurements)
+    write_json(layout.run_info(cell), run_info)
     return result, time.perf_counter() - started
+
+
+# What a cell's metrics file (DVC metrics: `dvc metrics diff` compares them across commits) holds: what was
+# measured. Everything else (what ran, how, where, cache counts, timings) goes to the run-info sidecar beside
+# the per-sample scores (Layout.run_info); `merge_run_info` puts the two back together for the report.
+MEASUREMENTS = (
+    "status",
+    "primary_metric",
+    "score",
+    "stderr",
+    "ci_low",
+    "ci_high",
+    "n",
+    "metrics",
+    "repeats",
+    "requests",
+    "truncated",
+    "truncation_rate",
+    "failed_requests",
+    "failure",
+    "failed_samples",
+)
+
+
+def split_document(result: dict) -> tuple[dict, dict]:
+    """(measurements, run info) of a cell's full result document."""
+    measured = {k: v for k, v in result.items() if k in MEASUREMENTS}
+    return measured, {k: v for k, v in result.items() if k not in MEASUREMENTS}
 
 
 def score_line(cell: Cell, result: dict, seconds: float) -> str:

@@ -1,35 +1,30 @@
-"""Stage report: the Markdown report and the readiness summary, from the metrics files alone."""
+"""Stage report: reports/report.md and the self-contained reports/report.html, from the metrics files and
+the analysis alone."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import typer
 
 from qwen_pipe.config import load_params
 from qwen_pipe.console import run
-from qwen_pipe.io import write_json
-from qwen_pipe.report import RunCells, load_metrics, readiness, render_markdown
+from qwen_pipe.html_report import write_html
+from qwen_pipe.io import read_json
+from qwen_pipe.report import render_markdown
+from qwen_pipe.results import ANALYSIS, REPORTS, load_metrics, run_cells
 
 app = typer.Typer(add_completion=False)
-REPORT = Path("reports/report.md")
-SUMMARY = Path("metrics/readiness.json")
 
 
 @app.command()
 def main() -> None:
     params = load_params()
-    run_cells = RunCells(params.run.models, params.generate.presets, params.run.datasets, params.run.presets)
-    metrics = load_metrics(run=run_cells)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(render_markdown(metrics), encoding="utf-8")
-    checks = readiness(metrics)
-    write_json(SUMMARY, {"ready": all(c["status"] == "PASS" for c in checks), "checks": checks})
-    passed = sum(c["status"] == "PASS" for c in checks)
-    typer.echo(
-        f"report: readiness {'PASS' if passed == len(checks) else 'FAIL'} ({passed}/{len(checks)} checks)"
-        f" -> {REPORT}, {SUMMARY}"
-    )
+    metrics = load_metrics(run=run_cells(params))
+    analysis = read_json(ANALYSIS)
+    markdown, html = REPORTS
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    markdown.write_text(render_markdown(metrics, analysis), encoding="utf-8")
+    write_html(metrics, analysis, html)
+    typer.echo(f"report: {markdown}, {html}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import pytest
 from qwen_pipe import codedeps
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "io", "console", "provenance", "cache", "isolation", "cells")),
+    ("foundation", ("errors", "io", "console", "provenance", "cache", "isolation", "cells", "results")),
     ("models", ("models",)),
     # `tasks` here is only the package's __init__: the table of dataset names that config checks against
     ("config", ("config", "profiles", "protocols", "tasks.__init__")),
@@ -24,11 +24,22 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ("tasks", "measure", "prompting", "plots", "published"),
     ),
     ("code identity", ("codedeps",)),
+    ("analysis rules", ("consolidate", "insights", "readiness")),
     (
         "stages",
-        ("fetch", "validation", "coverage", "performance", "generate", "score", "scaling", "report"),
+        (
+            "fetch",
+            "validation",
+            "coverage",
+            "performance",
+            "generate",
+            "score",
+            "scaling",
+            "analysis",
+            "report",
+        ),
     ),
-    ("commands", ("evaluate", "score_code", "taskdocs", "cli")),
+    ("commands", ("evaluate", "score_code", "taskdocs", "html_report", "diff", "cli")),
 ]
 STAGES = dict(LAYERS)["stages"]
 
@@ -100,6 +111,8 @@ def test_stage_scripts_import_only_their_own_stage_module():
         "scale": "scaling",
         "perf_matrix": "performance",
         "cost_scaling": "performance",
+        "analyze": "analysis",
+        "readiness": "analysis",
     }
     for script in sorted(Path(codedeps.ROOT / "stages").glob("*.py")):
         targets, _ = codedeps._parse(script.resolve())

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from qwen_pipe.score import MEASUREMENTS
+
 from support import ROOT
 
 # One cold `dvc repro` shared by every test here (`make test` runs pytest-xdist with --dist loadfile, so the
@@ -106,6 +108,7 @@ def project(tmp_path_factory) -> Path:
         target,
         lambda p: (
             p["run"].update(presets=["balanced"]),
+            p["generate"].update(presets=["balanced"]),
             p["coverage"].update(prompts=4, prompt_tokens=32, max_new_tokens=8),
         ),
     )
@@ -124,6 +127,10 @@ def metrics(project: Path, model: str, dataset: str, preset: str = "balanced") -
     return json.loads((project / "metrics/eval" / model / preset / f"{dataset}.json").read_text())
 
 
+def run_info(project: Path, model: str, dataset: str, preset: str = "balanced") -> dict:
+    return json.loads((project / "data/scores" / model / preset / f"{dataset}.run.json").read_text())
+
+
 def generation_meta(project: Path, model: str, dataset: str, preset: str = "balanced") -> dict:
     return json.loads((project / "data/generations" / model / preset / f"{dataset}.meta.json").read_text())
 
@@ -132,8 +139,14 @@ def test_pipeline_outputs_and_report(project):
     for model in MODELS:
         for dataset in ("gsm8k", "humaneval"):
             doc = metrics(project, model, dataset)
-            assert doc["status"] == "ok" and doc["n"] > 0 and 0.0 <= doc["score"] <= 1.0
-            assert doc["provenance"]["git_commit"] and doc["source"]["sha256"]
+            assert (
+                doc["status"] == "ok"
+                and doc["n"] > 0
+                and 0.0 <= doc["ci_low"] <= doc["score"] <= doc["ci_high"]
+            )
+            assert set(doc) <= set(MEASUREMENTS)  # measurements only: the rest is in the run-info sidecar
+            info = run_info(project, model, dataset)
+            assert info["provenance"]["git_commit"] and info["source"]["sha256"] and info["engine"]["args"]
         for preset in ("balanced",):
             cell = json.loads((project / "metrics/coverage" / model / f"{preset}.json").read_text())
             assert set(cell["checks"]) >= {"loaded", "tokens_per_s", "memory", "cleanup"}
@@ -143,9 +156,15 @@ def test_pipeline_outputs_and_report(project):
 
     doc = metrics(project, "tiny_large", "humaneval")
     assert (
-        f"| tiny_large | balanced | humaneval | pass@1 | {fmt(doc['score'])} | {fmt(doc['stderr'])} | {doc['n']} | "
-        f"{doc['truncated']}/{doc['requests']} " in report
+        f"| tiny_large | balanced | humaneval | pass@1 | {fmt(doc['score'])} | {fmt(doc['stderr'])} | "
+        f"[{fmt(doc['ci_low'])}, {fmt(doc['ci_high'])}] | {doc['n']} | {doc['truncated']}/{doc['requests']} "
+        in report
     )
+    analysis = json.loads((project / "reports/analysis.json").read_text())
+    assert analysis["answers"][0]["question"] == "Which models pass coverage?"
+    assert report.index("## At a glance") < report.index("## Readiness") < report.index("## Accuracy")
+    html = (project / "reports/report.html").read_text()
+    assert "<script src" not in html and "http://" not in html.replace("http://www.w3.org", "")
     assert doc["requests"] == doc["n"] and 0 <= doc["truncated"] <= doc["requests"]
     assert set(doc["failed_requests"]) >= {"truncated", "prompt_too_long", "sandbox_timeout", "sandbox_crash"}
 
@@ -253,15 +272,24 @@ def test_another_preset_never_reuses_this_presets_answers(project):
     meta = generation_meta(project, "tiny_small", "gsm8k", "memory_optimized")
     assert meta["cache"]["hits"] == 0 and meta["cache"]["misses"] == meta["samples"] > 0
     assert meta["engine"]["args"]["max_model_len"] == 2048  # the preset's own engine arguments
-    assert metrics(project, "tiny_small", "gsm8k", "memory_optimized")["preset"] == "memory_optimized"
+    assert run_info(project, "tiny_small", "gsm8k", "memory_optimized")["sampling"]["temperature"] == 0.0
+    assert metrics(project, "tiny_small", "gsm8k", "memory_optimized")["status"] == "ok"
     done = sh(project, "dvc", "repro")  # back on balanced
     assert not any(s.startswith("generate@") for s in stages_run(done.stdout)), done.stdout
     assert not re.search(r"generate .*, [1-9][0-9]* generated\)", done.stdout), done.stdout
 
 
 def test_sample_limit_change_reruns_only_that_dataset(project):
+    """...and `dvc metrics diff` against the commit before shows the measurements that moved, never a
+    commit hash, cache count, engine argument or timing (those are in the run-info sidecars)."""
+    sh(project, "dvc", "repro")  # earlier tests ran stage scripts by hand
+    sh(project, "git", "add", "-A", "metrics", "dvc.lock")
+    sh(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline")
     with edited_params(project, lambda p: p["tasks"]["humaneval"].update(sample_limit=24)):
         done = sh(project, "dvc", "repro")
+        changed = json.loads(
+            sh(project, "dvc", "metrics", "diff", "--json", "--targets", "metrics/eval").stdout
+        )
     ran = set(stages_run(done.stdout))
     assert (
         ran
@@ -272,11 +300,18 @@ def test_sample_limit_change_reruns_only_that_dataset(project):
             "score@tiny_small-balanced-humaneval",
             "score@tiny_large-balanced-humaneval",
             "scale",
+            "analyze",
             "report",
+            "readiness",
         }
     ), ran
     meta = generation_meta(project, "tiny_small", "humaneval")
     assert meta["cache"] == {"hits": 20, "misses": 4, "ignored_corrupt": 0}
+    keys = {key.split(".")[0] for cell in changed.values() for key in cell}
+    assert {f"metrics/eval/{m}/balanced/humaneval.json" for m in MODELS} == {
+        p.replace(os.sep, "/") for p in changed
+    }
+    assert "n" in keys and keys <= set(MEASUREMENTS), keys
 
 
 def test_raising_the_limit_generates_only_the_new_samples(project):
@@ -397,6 +432,18 @@ def test_broken_model_is_recorded_and_others_survive(project, tmp_path):
     assert "## Failures" in report and "| generate | broken | balanced |" in report
     readiness = json.loads((project / "metrics/readiness.json").read_text())
     assert any(c["check"].startswith("error rate") and c["status"] == "FAIL" for c in readiness["checks"])
+
+
+def test_a_failing_readiness_criterion_fails_dvc_repro(project):
+    """The gate: with allow_unready off, the embedded run's truncations fail the error rate and `dvc repro`
+    stops with the reason; the report was written before it."""
+    with edited_params(project, lambda p: p["readiness"].update(allow_unready=False)):
+        done = sh(project, "dvc", "repro", check=False)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "readiness: NOT READY" in output and "error rate < 5%:" in output and "Traceback" not in output
+    assert "--allow-unready" in output
+    assert json.loads((project / "metrics/readiness.json").read_text())["ready"] is False
 
 
 def test_remote_push_delete_pull(project, tmp_path):

@@ -460,8 +460,8 @@ def test_eval_records_the_protocol_in_every_result_and_the_report(tmp_path):
         for dataset in ("gsm8k", "arc_easy"):
             assert summary["results"]["tiny_small"][dataset]["protocol"] == protocol
             assert summary["results"]["tiny_small"][dataset]["score"] == 1.0
-            metrics = json.loads((out / "metrics/tiny_small/balanced" / f"{dataset}.json").read_text())
-            assert metrics["protocol"] == protocol
+            info = json.loads((out / "scores/tiny_small/balanced" / f"{dataset}.run.json").read_text())
+            assert info["protocol"] == protocol  # the metrics file's run-info sidecar
             meta = json.loads((out / "generations/tiny_small/balanced" / f"{dataset}.meta.json").read_text())
             assert meta["protocol"] == protocol
         assert f"Protocol {protocol}," in (out / "report.md").read_text()

@@ -56,6 +56,7 @@ class MTBench(GenerationTask):
         id_format="mt_bench-{question_id}",
     )
     primary_metric = "answered"
+    primary_is_accuracy = False  # a share of questions answered, not judged: no accuracy until the judge
     metrics = ("answered", "truncated")
     published_setting = (
         "FastChat llm_judge: 2 turns, the second after the model's first answer, up to 1024 new tokens per turn, "

@@ -71,6 +71,9 @@ class Task(ABC):
     kind: ClassVar[Kind]
     source: ClassVar[DataSource]
     primary_metric: ClassVar[str]
+    # the primary metric is an accuracy (a share of correct answers, 0..1): comparable across datasets,
+    # averaged in the leaderboard and the scaling analysis; MT-Bench's `answered` is not
+    primary_is_accuracy: ClassVar[bool] = True
     metrics: ClassVar[tuple[str, ...]]
     published_setting: ClassVar[str]  # the setting the prompt follows (docs/tasks.md)
     prompt_format: ClassVar[str]  # one line: how a sample becomes a prompt (docs/tasks.md)
