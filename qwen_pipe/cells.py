@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATASETS_DIR = Path("data/datasets")
+COVERAGE_INFO_DIR = Path("data/coverage")  # the run-info sidecars of the coverage metrics
 
 
 @dataclass(frozen=True)
@@ -123,4 +124,17 @@ def read_eval_tree(metrics: Path, scores: Path) -> dict:
                 info = read_json(sidecar) if sidecar.is_file() else {}
                 identity = {"model": model, "preset": preset, "dataset": dataset}
                 merged.setdefault(model, {}).setdefault(preset, {})[dataset] = {**identity, **info, **doc}
+    return merged
+
+
+def read_coverage_tree(metrics: Path, info: Path = COVERAGE_INFO_DIR) -> dict:
+    """model -> preset -> coverage metrics document, each merged with its run-info sidecar under `info`."""
+    from qwen_pipe.io import read_json, read_json_tree
+
+    merged: dict = {}
+    for model, by_preset in read_json_tree(metrics).items():
+        for preset, doc in by_preset.items():
+            sidecar = info / model / f"{preset}.run.json"
+            extra = read_json(sidecar) if sidecar.is_file() else {}
+            merged.setdefault(model, {})[preset] = {"model": model, "preset": preset, **extra, **doc}
     return merged

@@ -362,7 +362,9 @@ def coverage(
 
     echo = None if as_json else (lambda line: typer.echo(line, err=True))
     unfit = {(c["model"], c["preset"]): c for c in checks if c["status"] == "FAIL"}
-    results = run_coverage(params, names, presets, settings, output_dir, unfit=unfit, echo=echo)
+    results = run_coverage(
+        params, names, presets, settings, output_dir, unfit=unfit, echo=echo, info_dir=output_dir / "run-info"
+    )
     by_model: dict[str, dict[str, dict]] = {}
     for r in results:
         by_model.setdefault(r["model"], {})[r["preset"]] = r

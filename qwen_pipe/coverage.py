@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from qwen_pipe.cells import COVERAGE_INFO_DIR
 from qwen_pipe.config import CoverageParams, EngineParams, Params, Preset
 from qwen_pipe.io import write_json
 from qwen_pipe.measure.dummy_weights import spec_for_run
@@ -23,6 +24,9 @@ from qwen_pipe.measure.process import TIMEOUT_S, TreeMonitor, run_in_fresh_proce
 from qwen_pipe.models.spec import ModelSpec
 
 COVERAGE_DIR = Path("metrics/coverage")
+# What a coverage metrics file leaves to its run-info sidecar (`<info_dir>/<model>/<preset>.run.json`): what ran
+# and how (not measurements), so `dvc metrics diff` shows a changed throughput, not a changed engine argument.
+RUN_INFO = ("hf_id", "load_format", "dummy_weights", "weights", "device", "engine", "workload", "validation")
 MIN_TOKENS_PER_S = 100.0
 MAX_MEMORY_FRACTION = 0.80
 # Cleanup, checked after the engine's process exited. Host memory cannot outlive a process except in
@@ -224,9 +228,11 @@ def run_coverage(
     output_dir: Path = COVERAGE_DIR,
     unfit: dict[tuple[str, str], dict] | None = None,
     echo: Callable[[str], None] | None = None,
+    info_dir: Path = COVERAGE_INFO_DIR,
 ) -> list[dict]:
-    """Measure each model x preset and write `output_dir/<model>/<preset>.json`: what both the coverage
-    stage and `qwen-pipe coverage` run. A configuration in `unfit` ((model, preset) -> its failed
+    """Measure each model x preset and write `output_dir/<model>/<preset>.json` (measurements) and its
+    run-info sidecar `info_dir/<model>/<preset>.run.json`: what both the coverage stage and `qwen-pipe
+    coverage` run; returns the full documents. A configuration in `unfit` ((model, preset) -> its failed
     validation) is recorded as not loaded and never started; in the pipeline the validate stage has
     already stopped such a run, the CLI passes what validation found."""
     settings = settings or params.coverage
@@ -251,7 +257,12 @@ def run_coverage(
                     echo(f"measuring {model} x {preset} (engine log: {log}) ...")
                 spec, preset_params = params.model(model), params.preset_for(model, preset)
                 result = measure_coverage(spec, preset, preset_params, params.engine, settings, log=log)
-            write_json(output_dir / model / f"{preset}.json", result)
+            write_json(
+                output_dir / model / f"{preset}.json", {k: v for k, v in result.items() if k not in RUN_INFO}
+            )
+            write_json(
+                info_dir / model / f"{preset}.run.json", {k: v for k, v in result.items() if k in RUN_INFO}
+            )
             results.append(result)
     return results
 

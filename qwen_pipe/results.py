@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from qwen_pipe.cells import read_eval_tree
-from qwen_pipe.io import read_json, read_json_tree
+from qwen_pipe.cells import COVERAGE_INFO_DIR, read_coverage_tree, read_eval_tree
+from qwen_pipe.io import read_json
 
 METRICS = Path("metrics")
 SCORES = Path("data/scores")  # the run-info sidecars of the eval metrics (score.split_document)
@@ -15,7 +15,12 @@ ANALYSIS = Path("reports/analysis.json")  # the analyze stage's output
 REPORTS = (Path("reports/report.md"), Path("reports/report.html"))
 
 
-def load_metrics(root: Path = METRICS, run: RunCells | None = None, scores: Path = SCORES) -> dict:
+def load_metrics(
+    root: Path = METRICS,
+    run: RunCells | None = None,
+    scores: Path = SCORES,
+    coverage_info: Path = COVERAGE_INFO_DIR,
+) -> dict:
     """The metrics documents the pipeline wrote, by stage; with `run`, only the cells of that run. Each eval
     document is merged with its run-info sidecar under `scores` (what ran, how, where).
 
@@ -26,7 +31,7 @@ def load_metrics(root: Path = METRICS, run: RunCells | None = None, scores: Path
         name: root / f"{name}.json" for name in ("validate", "scaling", "performance", "cost_scaling")
     }
     evals = read_eval_tree(root / "eval", scores)
-    coverage = read_json_tree(root / "coverage")
+    coverage = read_coverage_tree(root / "coverage", coverage_info)
     stale: list[str] = []
     if run is not None:
         evals, stale_eval = _keep(evals, run.models, run.generate_presets, run.datasets)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
+from qwen_pipe.cells import read_coverage_tree
 from qwen_pipe.config import load_params
 from qwen_pipe.console import run
-from qwen_pipe.io import read_json_tree
 from qwen_pipe.performance import write_performance_matrix
 from qwen_pipe.plots import FIGURES_DIR
 
@@ -22,7 +22,7 @@ FIGURE = FIGURES_DIR / "performance_matrix.png"
 def main() -> None:
     params = load_params()
     matrix = write_performance_matrix(
-        read_json_tree(COVERAGE), params.run.models, params.run.presets, OUT, FIGURE
+        read_coverage_tree(COVERAGE), params.run.models, params.run.presets, OUT, FIGURE
     )
     typer.echo(
         f"perf_matrix: {matrix['passed']}/{matrix['configurations']} configurations PASS -> {OUT}, {FIGURE}"

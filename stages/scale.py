@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 
-from qwen_pipe.cells import read_eval_tree
+from qwen_pipe.cells import read_coverage_tree, read_eval_tree
 from qwen_pipe.config import load_params
 from qwen_pipe.console import fmt, run
-from qwen_pipe.io import read_json_tree, write_json
+from qwen_pipe.io import write_json
 from qwen_pipe.scaling import SCORES, compare_pair, compare_presets, family_pairs
 
 app = typer.Typer(add_completion=False)
@@ -21,7 +21,7 @@ OUT = Path("metrics/scaling.json")
 def main() -> None:
     params = load_params()
     evals = read_eval_tree(Path("metrics/eval"), SCORES)
-    coverage = read_json_tree(Path("metrics/coverage"))
+    coverage = read_coverage_tree(Path("metrics/coverage"))
     presets = params.generate.presets
 
     def cells(model: str, preset: str) -> dict[str, dict]:  # this run's cells of the model x preset

@@ -268,7 +268,10 @@ def test_coverage_of_the_tiny_model_with_transformers(tmp_path, tiny_model_dir):
     [doc] = json.loads(done.stdout)
     assert_coverage_document(doc, "transformers")
     assert doc["kv_cache"] is None  # transformers reports no KV-cache capacity
-    assert json.loads((folder / "out/tiny_small/balanced.json").read_text()) == doc
+    measured = json.loads((folder / "out/tiny_small/balanced.json").read_text())
+    info = json.loads((folder / "out/run-info/tiny_small/balanced.run.json").read_text())
+    assert measured | info == doc  # the metrics file holds the measurements; the sidecar what ran and how
+    assert "engine" in info and "engine" not in measured and "output_tokens_per_s" in measured
     matrix = json.loads((folder / "out/performance.json").read_text())
     assert matrix["rows"][0]["output_tokens_per_s"] == doc["output_tokens_per_s"]
     assert (folder / "out/performance_matrix.png").read_bytes()[:4] == b"\x89PNG"

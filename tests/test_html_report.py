@@ -507,20 +507,33 @@ def test_a_header_click_sorts_the_table(browser, report):
 
 
 def test_the_report_of_the_repository_metrics_renders(browser, tmp_path):
+    """The embedded default's committed results and analysis: the page a user opens after `make run`, kept as
+    test-artifacts/report-embedded.png."""
+    from qwen_pipe.io import read_json
     from qwen_pipe.results import load_metrics
 
-    metrics = load_metrics(ROOT / "metrics")
-    path = write_html(metrics, None, tmp_path / "report.html")
-    figures = bool((metrics["performance"] or {}).get("rows")) + (
-        (metrics["cost_scaling"] or {}).get("status") == "PASS"
+    metrics = load_metrics(
+        ROOT / "metrics", scores=ROOT / "data/scores", coverage_info=ROOT / "data/coverage"
+    )
+    analysis = read_json(ROOT / "reports/analysis.json")
+    path = write_html(metrics, analysis, tmp_path / "report.html")
+    figures = (
+        1  # accuracy per dataset
+        + len(analysis["scaling"])
+        + bool((metrics["performance"] or {}).get("rows"))
+        + ((metrics["cost_scaling"] or {}).get("status") == "PASS")
     )
     page, seen = open_report(browser, path)
     try:
-        assert page.eval_on_selector_all("main > section, main > header", "els => els.map(e => e.id)") == (
-            METRICS_SECTIONS
+        assert (
+            page.eval_on_selector_all("main > section, main > header", "els => els.map(e => e.id)")
+            == SECTIONS
         )
         check_page(page, seen, path, figures=figures)
+        first_screen = page.inner_text("#answers")
+        assert "Which models pass coverage?" in first_screen and "not significant" in first_screen
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=ARTIFACTS / "report-metrics.png", full_page=True)
+        page.screenshot(path=ARTIFACTS / "report-embedded.png", full_page=True)
+        page.screenshot(path=ARTIFACTS / "report-embedded-first-screen.png")
     finally:
         page.close()
