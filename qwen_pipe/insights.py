@@ -99,44 +99,41 @@ def _overall(pair: dict, mean: dict, subject: str) -> dict:
 
 
 def preset_insights(row: dict) -> list[dict]:
-    """A preset against the baseline preset of the same model: recommended for throughput-bound runs when
-    its accuracy loss is not significant and it is faster or holds more sequences; not where it loses."""
-    subject = f"{row['model']} {row['preset']}"
+    """A preset against the baseline preset of the same model. Unless its accuracy loss is significant (then
+    never recommended): faster -> recommended for throughput-bound runs; not faster but holding more
+    concurrent sequences -> recommended only where memory binds; neither -> no reason to switch."""
     mean = row.get("mean_accuracy_delta")
-    gains = [
-        f"{ratio:.2f}x the {what}"
-        for what, ratio in (
-            ("throughput", row.get("throughput_ratio")),
-            ("concurrent sequences (KV cache, at its context length)", row.get("sequences_ratio")),
-        )
-        if ratio is not None and ratio > FASTER
-    ]
-    numbers = {
-        "throughput_ratio": row.get("throughput_ratio"),
-        "sequences_ratio": row.get("sequences_ratio"),
-        "memory_ratio": row.get("memory_ratio"),
-    }
     if mean is None:
         return []
-    numbers.update(delta=mean["delta"], low=mean["low"], high=mean["high"])
-    change = f"{_pts(mean['delta'])} {_interval(mean)}"
-    if mean["significant"] and mean["delta"] < 0:
-        text = (
-            f"{row['preset']} loses {change} (significant) against {row['baseline']} on {row['model']}: "
-            f"keep {row['baseline']} where accuracy matters"
-        )
-        return [_insight("preset_loses", subject, text, **numbers)]
-    if gains:
-        verdict = "significant gain" if mean["significant"] else "not significant"
-        text = (
-            f"{row['preset']} changes accuracy by {change} ({verdict}) against {row['baseline']} on "
-            f"{row['model']} and serves {' and '.join(gains)}: recommended for throughput-bound runs"
-        )
-        return [_insight("preset_recommended", subject, text, **numbers)]
-    text = (
-        f"{row['preset']} changes accuracy by {change} against {row['baseline']} on {row['model']} with no "
-        f"throughput or capacity gain: no reason to switch"
+    subject = f"{row['model']} {row['preset']}"
+    throughput, sequences = row.get("throughput_ratio"), row.get("sequences_ratio")
+    numbers = {
+        "throughput_ratio": throughput,
+        "sequences_ratio": sequences,
+        "memory_ratio": row.get("memory_ratio"),
+        "delta": mean["delta"],
+        "low": mean["low"],
+        "high": mean["high"],
+    }
+    verdict = "significant" if mean["significant"] else "not significant"
+    change = (
+        f"{row['preset']} changes accuracy by {_pts(mean['delta'])} {_interval(mean)} ({verdict}) against "
     )
+    change += f"{row['baseline']} on {row['model']}"
+    speed = "" if throughput is None else f" at {throughput:.2f}x the throughput"
+    if mean["significant"] and mean["delta"] < 0:
+        text = f"{change}{speed}: keep {row['baseline']} where accuracy matters"
+        return [_insight("preset_loses", subject, text, **numbers)]
+    if throughput is not None and throughput > FASTER:
+        text = f"{change} and serves {throughput:.2f}x the throughput: recommended for throughput-bound runs"
+        return [_insight("preset_recommended", subject, text, **numbers)]
+    if sequences is not None and sequences > FASTER:
+        text = (
+            f"{change} and holds {sequences:.2f}x the concurrent sequences in its KV cache (at its context "
+            f"length){speed}: recommended only where memory binds, not for throughput"
+        )
+        return [_insight("preset_memory_bound", subject, text, **numbers)]
+    text = f"{change}{speed}, with no throughput or capacity gain: no reason to switch"
     return [_insight("preset_no_gain", subject, text, **numbers)]
 
 

@@ -283,17 +283,20 @@ def _preset_row(delta, low, high, significant, throughput=1.0, sequences=1.0) ->
 
 
 def test_a_preset_that_loses_nothing_measurable_and_serves_more_is_recommended():
-    [i] = preset_insights(_preset_row(-0.003, -0.008, 0.002, False, sequences=1.6))
+    [i] = preset_insights(_preset_row(-0.003, -0.008, 0.002, False, throughput=1.6))
     assert i["rule"] == "preset_recommended"
-    assert (
-        "-0.3 pts [-0.8, +0.2] (not significant)" in i["text"]
-        and "1.60x the concurrent sequences" in i["text"]
-    )
+    assert "-0.3 pts [-0.8, +0.2] (not significant)" in i["text"] and "1.60x the throughput" in i["text"]
     assert "recommended for throughput-bound runs" in i["text"]
 
 
+def test_more_sequences_at_a_lower_throughput_is_recommended_only_where_memory_binds():
+    [i] = preset_insights(_preset_row(-0.003, -0.008, 0.002, False, throughput=0.89, sequences=2.0))
+    assert i["rule"] == "preset_memory_bound" and "2.00x the concurrent sequences" in i["text"]
+    assert "0.89x the throughput" in i["text"] and "not for throughput" in i["text"]
+
+
 def test_a_preset_with_a_significant_loss_is_not_recommended_however_fast():
-    [i] = preset_insights(_preset_row(-0.03, -0.05, -0.01, True, throughput=3.0))
+    [i] = preset_insights(_preset_row(-0.03, -0.05, -0.01, True, throughput=3.0, sequences=3.0))
     assert i["rule"] == "preset_loses" and "keep balanced" in i["text"]
     [i] = preset_insights(_preset_row(0.0, -0.01, 0.01, False))
     assert i["rule"] == "preset_no_gain"
