@@ -144,10 +144,9 @@ def _scaling_answer(scaling: dict) -> str:
 
 
 def _preset_answer(insights: list[dict]) -> str:
-    chosen = [
-        i["text"] for i in insights if i["rule"] in ("preset_recommended", "preset_loses", "preset_fastest")
-    ]
-    return "; ".join(chosen) or "one preset only: nothing to choose between"
+    """Every preset rule's verdict (insights.preset_insights, coverage_preset_insights)."""
+    chosen = [i["text"] for i in insights if i["rule"].startswith("preset_")]
+    return "; ".join(chosen) or "no preset was measured against another: nothing to choose between"
 
 
 def _ready_answer(readiness: dict) -> str:

@@ -573,3 +573,16 @@ def test_compare_presets_of_one_model_and_bad_names(tmp_path):
         assert problem in line, line
     done = qwen_pipe("compare", "s", "l", "--results", str(tmp_path / "empty"))
     assert done.returncode != 0 and "no saved results" in done.stderr
+
+
+def test_the_preset_answer_is_every_preset_verdict():
+    from qwen_pipe.analysis import answers
+
+    insights = preset_insights(_preset_row(0.0, -0.01, 0.01, False, throughput=0.9, sequences=2.0))
+    insights += preset_insights({**_preset_row(-0.05, -0.08, -0.02, True), "model": "other"})
+    readiness = verdict([], allow_unready=False)
+    [*_, preset, _] = answers({"coverage": {}}, [], {}, insights, readiness)
+    assert preset["question"] == "Which preset to use?"
+    assert preset["answer"] == "; ".join(i["text"] for i in insights)
+    [*_, preset, _] = answers({"coverage": {}}, [], {}, [], readiness)
+    assert "nothing to choose between" in preset["answer"]

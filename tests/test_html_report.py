@@ -532,6 +532,9 @@ def test_the_report_of_the_repository_metrics_renders(browser, tmp_path):
         check_page(page, seen, path, figures=figures)
         first_screen = page.inner_text("#answers")
         assert "Which models pass coverage?" in first_screen and "not significant" in first_screen
+        if analysis["presets"]:  # presets compared on the same items: the answer is their verdict
+            assert "nothing to choose between" not in first_screen and "against balanced" in first_screen
+        assert "unknown" not in page.inner_text("#summary")  # the provenance of the committed run
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / "report-embedded.png", full_page=True)
         page.screenshot(path=ARTIFACTS / "report-embedded-first-screen.png")
