@@ -46,7 +46,16 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
 
 
 def read_json(path: Path):
-    return json.loads(path.read_text(encoding="utf-8"))
+    """A JSON file; one that is not valid JSON (hand-edited, a merge conflict) is a one-line error naming it."""
+    from qwen_pipe.errors import QwenPipeError
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise QwenPipeError(
+            f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})",
+            "restore it (git checkout / dvc checkout) or rerun the stage that writes it (dvc repro -f <stage>)",
+        ) from error
 
 
 def read_json_tree(root: Path, depth: int = 2) -> dict[str, dict]:

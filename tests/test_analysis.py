@@ -586,3 +586,12 @@ def test_the_preset_answer_is_every_preset_verdict():
     assert preset["answer"] == "; ".join(i["text"] for i in insights)
     [*_, preset, _] = answers({"coverage": {}}, [], {}, [], readiness)
     assert "nothing to choose between" in preset["answer"]
+
+
+def test_a_corrupt_metrics_file_is_a_one_line_error_naming_it(tmp_path):
+    folder = _run_folder(tmp_path, truncated=0)
+    (folder / "metrics/eval/tiny_small/balanced/gsm8k.json").write_text('{"score": 0.5,\n<<<<<<< HEAD\n')
+    done = _gate(folder)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "metrics/eval/tiny_small/balanced/gsm8k.json is not valid JSON" in line and "line 2" in line
