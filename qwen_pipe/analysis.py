@@ -10,6 +10,7 @@ from qwen_pipe.consolidate import cell_rows, error_rates, leaderboard
 from qwen_pipe.insights import all_insights
 from qwen_pipe.readiness import criteria, verdict
 from qwen_pipe.results import ANALYSIS, METRICS, REPORTS, SCORES, RunCells, eval_documents
+from qwen_pipe.scoring.paired import SIGNIFICANCE
 
 
 def required_outputs(
@@ -126,9 +127,7 @@ def _scaling_answer(scaling: dict) -> str:
         if mean is None:
             lines.append(f"{pair['family']} {pair['preset']}: no accuracy compared")
             continue
-        verdict_text = {True: "significant", False: "not significant", None: "undetermined"}[
-            mean["significant"]
-        ]
+        verdict_text = SIGNIFICANCE[mean["significant"]]
         interval = "" if mean["low"] is None else f" [{mean['low'] * 100:+.1f}, {mean['high'] * 100:+.1f}]"
         cost = []
         if pair.get("throughput_ratio") is not None:

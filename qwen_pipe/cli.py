@@ -538,13 +538,14 @@ def _model_preset(arg: str, default_preset: str, evals: dict) -> tuple[str, str]
 
 def _print_comparison(result: dict, detailed: bool) -> None:
     from qwen_pipe.console import fmt
+    from qwen_pipe.scoring.paired import SIGNIFICANCE
 
     a, b = (f"{side['model']}/{side['preset']}" for side in (result["a"], result["b"]))
     typer.echo(f"B = {b} against A = {a}, paired on the same items")
 
     def row(name: str, r: dict) -> list:
         interval = "-" if r["low"] is None else f"[{fmt(r['low'])}, {fmt(r['high'])}]"
-        verdict = {True: "significant", False: "not significant", None: "undetermined"}[r["significant"]]
+        verdict = SIGNIFICANCE[r["significant"]]
         return [
             name,
             r["metric"],
@@ -571,7 +572,7 @@ def _print_comparison(result: dict, detailed: bool) -> None:
     mean = result["mean_accuracy_delta"]
     if mean:
         interval = "" if mean["low"] is None else f" [{fmt(mean['low'])}, {fmt(mean['high'])}]"
-        verdict = {True: "significant", False: "not significant", None: "undetermined"}[mean["significant"]]
+        verdict = SIGNIFICANCE[mean["significant"]]
         typer.echo(
             f"mean accuracy delta over {len(mean['datasets'])} dataset(s): {fmt(mean['delta'])}{interval} ({verdict})"
         )

@@ -21,6 +21,7 @@ from qwen_pipe import plots
 from qwen_pipe.console import fmt
 from qwen_pipe.io import atomic_write_text
 from qwen_pipe.report import MAX_TRUNCATION_RATE, _truncations, failures
+from qwen_pipe.results import eval_documents
 
 HTML_REPORT = Path("reports/report.html")
 TITLE = "qwen-pipe report"
@@ -79,16 +80,6 @@ class Section:
         heading = "h1" if self.anchor == "summary" else "h2"
         tag = "header" if self.anchor == "summary" else "section"
         return f'<{tag} id="{self.anchor}">\n<{heading}>{_e(self.title)}</{heading}>\n{self.body}\n</{tag}>'
-
-
-def _eval_documents(metrics: dict) -> list[dict]:
-    """Every evaluation cell's metrics document (model -> preset -> dataset in the tree)."""
-    return [
-        doc
-        for by_preset in metrics["eval"].values()
-        for cells in by_preset.values()
-        for doc in cells.values()
-    ]
 
 
 def _e(value) -> str:
@@ -151,7 +142,7 @@ def _figure(svg: str, caption: str) -> str:
 def summary_section(metrics: dict, title: str) -> Section:
     """The title, and where the numbers come from: commit, versions, engine, hardware."""
     doc = next(
-        (d for d in _eval_documents(metrics) if d.get("status") != "failed" and d.get("provenance")), None
+        (d for d in eval_documents(metrics) if d.get("status") != "failed" and d.get("provenance")), None
     )
     lines = []
     if doc:
@@ -484,7 +475,7 @@ def cost_section(metrics: dict) -> Section:
 def failures_section(metrics: dict, analysis: dict | None) -> Section:
     """The error rates, cells that produced no result, and cells whose answers were cut at the budget."""
     failed = failures(metrics)
-    truncated = [d for d in _eval_documents(metrics) if d.get("status") != "failed" and d.get("truncated")]
+    truncated = [d for d in eval_documents(metrics) if d.get("status") != "failed" and d.get("truncated")]
     errors = (analysis or {}).get("errors")
     parts = [_error_rates(errors)] if errors else []
     if failed:

@@ -8,6 +8,7 @@ from pathlib import Path
 from qwen_pipe.console import fmt
 from qwen_pipe.published import Z95, compare_published, protocol
 from qwen_pipe.results import eval_documents
+from qwen_pipe.scoring.paired import SIGNIFICANCE
 
 REPORT_DIR = Path("reports")  # figures are linked relative to it
 MAX_TRUNCATION_RATE = 0.01  # a cell above this is flagged: its score counts cut-off answers
@@ -349,7 +350,7 @@ def _mean_line(comparison: dict) -> str:
     if not mean:
         return "No accuracy compared."
     interval = "" if mean["low"] is None else f" [{fmt(mean['low'])}, {fmt(mean['high'])}]"
-    verdict = {True: "significant", False: "not significant", None: "undetermined"}[mean["significant"]]
+    verdict = SIGNIFICANCE[mean["significant"]]
     left = f"; not in the mean (not accuracies): {', '.join(mean['left_out'])}" if mean["left_out"] else ""
     return (
         f"Mean accuracy delta over {len(mean['datasets'])} dataset(s): {fmt(mean['delta'])}{interval} "

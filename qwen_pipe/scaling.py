@@ -9,6 +9,7 @@ Only accuracies (the task's `primary_is_accuracy`) enter the effect across datas
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -36,7 +37,16 @@ def item_scores(scores: Path, model: str, preset: str, dataset: str, metric: str
     path = scores / model / preset / f"{dataset}.jsonl"
     if not path.is_file():
         return None
-    return {row["id"]: float(row["metrics"][metric]) for row in read_jsonl(path) if metric in row["metrics"]}
+    stat = path.stat()
+    rows = _metric_rows(path, stat.st_mtime_ns, stat.st_size)
+    return {sample: float(metrics[metric]) for sample, metrics in rows if metric in metrics}
+
+
+@functools.lru_cache(maxsize=64)
+def _metric_rows(path: Path, mtime_ns: int, size: int) -> tuple[tuple[str, dict], ...]:
+    """A per-sample file's (id, metrics) pairs, read once however many comparisons and metrics use it (the
+    file's mtime and size are in the key: a rewritten file is read again)."""
+    return tuple((row["id"], row["metrics"]) for row in read_jsonl(path))
 
 
 def compare_cells(doc_a: dict, doc_b: dict, scores: Path = SCORES, metric: str | None = None) -> dict:

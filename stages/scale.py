@@ -12,6 +12,7 @@ from qwen_pipe.config import load_params
 from qwen_pipe.console import fmt, run
 from qwen_pipe.io import write_json
 from qwen_pipe.scaling import SCORES, compare_pair, compare_presets, family_pairs
+from qwen_pipe.scoring.paired import SIGNIFICANCE
 
 app = typer.Typer(add_completion=False)
 OUT = Path("metrics/scaling.json")
@@ -55,7 +56,7 @@ def _mean(comparison: dict) -> str:
     if mean is None:
         return "no accuracy compared"
     interval = "" if mean["low"] is None else f" [{fmt(mean['low'])}, {fmt(mean['high'])}]"
-    verdict = {True: "significant", False: "not significant", None: "undetermined"}[mean["significant"]]
+    verdict = SIGNIFICANCE[mean["significant"]]
     return f"mean accuracy delta {mean['delta']:+.4f}{interval} ({verdict})"
 
 

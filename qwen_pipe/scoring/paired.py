@@ -18,7 +18,13 @@ RESAMPLES = 10_000
 LEVEL = 0.95
 ALPHA = 1 - LEVEL
 SEED = 0
-_BLOCK = 1_000  # resamples drawn at once: bounded memory however many items
+_BLOCK = 1_000
+# how a comparison's `significant` reads: None when nothing could be tested
+SIGNIFICANCE = {
+    True: "significant",
+    False: "not significant",
+    None: "undetermined",
+}  # resamples drawn at once: bounded memory however many items
 
 
 def bootstrap_interval(
