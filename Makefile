@@ -53,7 +53,7 @@ ifneq ($(PROFILE),)
 	qwen-pipe profile $(PROFILE)
 endif
 	dvc repro
-	@echo "report: reports/report.md"
+	@echo "report: reports/report.html (and reports/report.md)"
 
 test: install
 	@$(PY) -c "import os; from qwen_pipe.provenance import cpu_class; print(f'host CPU class: {cpu_class()}, {os.cpu_count()} cores')"
