@@ -12,6 +12,8 @@ from pathlib import Path
 
 DATASETS_DIR = Path("data/datasets")
 COVERAGE_INFO_DIR = Path("data/coverage")  # the run-info sidecars of the coverage metrics
+JUDGMENTS_DIR = Path("data/judgments")  # the judge stage's per-sample judgments
+JUDGE_INFO_DIR = Path("data/judge_info")  # the run-info sidecars of the judge metrics (metrics/judge)
 
 
 @dataclass(frozen=True)

@@ -490,8 +490,9 @@ def compare(
     as_json: bool = JsonOption,
 ) -> None:
     """B against A on the same items, per dataset: delta, paired bootstrap 95% interval, McNemar's exact test."""
-    from qwen_pipe.cells import read_eval_tree
+    from qwen_pipe.cells import JUDGE_INFO_DIR, read_eval_tree
     from qwen_pipe.io import write_json
+    from qwen_pipe.results import with_judgments
     from qwen_pipe.scaling import SCORES, compare_saved
 
     params = load_params(params_path)
@@ -499,6 +500,8 @@ def compare(
         (results / "metrics", results / "scores") if results else (Path("metrics/eval"), SCORES)
     )
     evals = read_eval_tree(metrics_dir, scores_dir)
+    if results is None:  # the pipeline's judged cells are compared on their judge's score
+        evals = with_judgments(evals, read_eval_tree(Path("metrics/judge"), JUDGE_INFO_DIR))
     if not evals:
         raise QwenPipeError(
             f"no saved results under {metrics_dir}", "run dvc repro (or qwen-pipe eval) first"

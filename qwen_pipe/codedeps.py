@@ -220,6 +220,13 @@ DATASET_STAGES = {"fetch", "score"}
 STAGES_DIR = ROOT / "stages"
 
 
+def _some_tasks() -> dict[str, tuple[str, ...]]:
+    """Stages that load only some datasets' tasks by name: the judge loads the judged ones (tasks.JUDGED)."""
+    from qwen_pipe.tasks import JUDGED
+
+    return {"judge": JUDGED}
+
+
 def _files(stage: str, dataset: str | None = None) -> set[Path]:
     """The files a stage's cell runs: the import closure of stages/<stage>.py (see the module docstring)."""
     script = STAGES_DIR / f"{stage}.py"
@@ -230,6 +237,9 @@ def _files(stage: str, dataset: str | None = None) -> set[Path]:
         return files
     modules = set(task_modules().values())
     shared = set().union(*(task_code(d) for d in task_modules())) - modules
+    some = _some_tasks().get(stage)
+    if some is not None:
+        return (files - modules) | set().union(*(task_code(d) for d in some))
     if stage not in DATASET_STAGES:  # may load any task
         return files | shared | modules
     return ((files | shared) - modules) | ({task_module(dataset)} if dataset else set())

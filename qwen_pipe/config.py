@@ -162,6 +162,34 @@ class ScoreParams(Strict):
     flush_every: int = Field(64, gt=0)  # samples scored between flushes of the score cache
 
 
+class JudgeParams(Strict):
+    """The LLM judge of the judged datasets (MT-Bench, Arena-Hard): the judge stage."""
+
+    # a registry model (local engines, or a registry model a server serves: api completions); with engine
+    # openai and api chat, the name the API knows (e.g. gpt-4-0613). null: no judge (none may be needed)
+    model: str | None = None
+    engine: Literal["vllm", "transformers", "openai"] = "vllm"
+    preset: str = "balanced"  # local engines: the preset the judge loads with
+    base_url: str | None = None  # openai: e.g. https://api.openai.com/v1 or http://judge-host:8000/v1
+    api: Literal["completions", "chat"] = "completions"  # openai: chat sends the messages (API judges)
+    api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key itself)
+    concurrency: int = Field(16, gt=0)  # openai: requests in flight
+    temperature: float = Field(0.0, ge=0)  # FastChat and Arena-Hard judge at 0
+    max_new_tokens: int | None = Field(None, gt=0)  # null: each benchmark's published judge budget
+    repeats: int = Field(1, ge=1)  # judgments of each answer: the score is their median, with the spread
+    # generate: the judge writes its judgment and the verdict is read from it (FastChat, Arena-Hard);
+    # likelihood: the most likely valid verdict, scored by log-likelihood (no explanation; not the published
+    # protocol; any judge that gives log-likelihoods, even a random-weight one, gives a verdict)
+    verdict: Literal["generate", "likelihood"] = "generate"
+    seed: int = 0
+    flush_every: int = Field(64, gt=0)  # judgments per cache chunk
+
+    @property
+    def api_judge(self) -> bool:
+        """Judged through a chat API under its own name (no registry model, no chat template here)."""
+        return self.engine == "openai" and self.api == "chat"
+
+
 class ReadinessParams(Strict):
     # carry on when a readiness criterion fails: the readiness stage records FAIL and exits 0
     allow_unready: bool = False
@@ -183,6 +211,7 @@ class Params(Strict):
     generate: GenerateParams = GenerateParams()
     tasks: dict[str, TaskParams] = {}
     score: ScoreParams = ScoreParams()
+    judge: JudgeParams = JudgeParams()
     readiness: ReadinessParams = ReadinessParams()
     profiles: dict[str, dict] = {}
 
@@ -219,12 +248,51 @@ class Params(Strict):
                 raise unknown_name("cost_scaling model", self.cost_scaling.model, known_models)
             if self.cost_scaling.preset not in self.presets:
                 raise unknown_name("cost_scaling preset", self.cost_scaling.preset, list(self.presets))
+        self._check_judge(known_models)
         for model, by_preset in self.preset_overrides.items():
             if model not in known_models:
                 raise unknown_name("model in preset_overrides", model, known_models)
             for preset in by_preset:
                 self.preset_for(model, preset)
         return self
+
+    def _check_judge(self, known_models: list[str]) -> None:
+        from qwen_pipe.tasks import JUDGED
+
+        judge = self.judge
+        if judge.model is None:
+            judged = [d for d in self.run.datasets if d in JUDGED]
+            if judged:
+                raise QwenPipeError(
+                    f"run.datasets has {', '.join(judged)}, scored by an LLM judge, but judge.model is not set",
+                    "name a judge under judge.model in params.yaml (see docs/judge.md)",
+                )
+            return
+        if not judge.api_judge and judge.model not in known_models:
+            raise unknown_name("judge model", judge.model, known_models)
+        if judge.engine != "openai" and judge.preset not in self.presets:
+            raise unknown_name("judge preset", judge.preset, list(self.presets))
+        if judge.engine == "openai" and not judge.base_url:
+            raise QwenPipeError(
+                "judge.engine is openai but judge.base_url is not set",
+                "set judge.base_url (e.g. https://api.openai.com/v1) or judge with a local engine",
+            )
+        if judge.verdict == "likelihood" and judge.api_judge:
+            raise QwenPipeError(
+                "judge.verdict likelihood needs log-likelihoods, which a chat API does not give",
+                "use judge.verdict generate, or a completions server (judge.api completions)",
+            )
+        if judge.verdict == "likelihood" and judge.repeats > 1:
+            raise QwenPipeError(
+                "judge.verdict likelihood is deterministic: repeats would give the same verdicts",
+                "set judge.repeats: 1",
+            )
+        if judge.repeats > 1 and judge.temperature == 0 and judge.engine != "openai":
+            raise QwenPipeError(
+                f"judge.repeats is {judge.repeats} but a local judge at temperature 0 gives the same verdicts "
+                "every time",
+                "set judge.temperature above 0 for repeats, or judge.repeats: 1",
+            )
 
     def model_names(self) -> list[str]:
         return sorted({*BUILTIN_MODELS, *self.model_registry, *self.tiny_models})

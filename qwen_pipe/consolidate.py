@@ -50,6 +50,8 @@ def cell_rows(evals: list[dict], coverage: dict[str, dict[str, dict]]) -> list[d
                 "high": doc.get("ci_high"),
                 "n": doc.get("n") or 0,
                 "requests": doc.get("requests") or 0,
+                "judgments": doc.get("judgments")
+                or 0,  # a judged cell's judge requests (metric kind "judge")
                 "truncated": doc.get("truncated") or 0,
                 "failed": failed_count(doc),
                 "failed_by_kind": {k: v for k, v in (doc.get("failed_requests") or {}).items() if v},
@@ -115,10 +117,11 @@ def _rank(entries: list[dict]) -> list[dict]:
 
 
 def error_rates(rows: list[dict]) -> dict:
-    """Failed requests over all requests, overall and per model (every kind of failure counted)."""
+    """Failed requests over all requests, overall and per model (every kind of failure counted; a judged
+    cell's judgments are requests too)."""
 
     def rate(members: list[dict]) -> dict:
-        requests = sum(r["requests"] for r in members)
+        requests = sum(r["requests"] + r.get("judgments", 0) for r in members)
         failed = sum(r["failed"] for r in members)
         kinds: dict[str, int] = defaultdict(int)
         for row in members:

@@ -1,7 +1,8 @@
 """`qwen-pipe diff A [B]`: `dvc metrics diff` of the evaluation cells, each score change judged against its noise.
 
-A cell is in `metrics/eval/<model>/<preset>/<dataset>.json` on both sides, on one (added, removed) or failed.
-Where both sides' per-sample scores (`data/scores/...jsonl`, DVC outputs) can be read, the change of the
+A cell is in `metrics/eval/<model>/<preset>/<dataset>.json` (or, judged by an LLM, `metrics/judge/...`) on both
+sides, on one (added, removed) or failed. Where both sides' per-sample scores (`data/scores/...jsonl`, or the
+judge's `data/judgments/...jsonl`; DVC outputs) can be read, the change of the
 primary metric is tested on the paired items (McNemar or a paired bootstrap); otherwise from the two scores
 and their standard errors alone (an unpaired normal interval, weaker: it ignores that the items are the same).
 """
@@ -15,13 +16,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qwen_pipe.cells import PIPELINE, Cell
+from qwen_pipe.cells import JUDGMENTS_DIR, PIPELINE, Cell
 from qwen_pipe.console import fmt
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.scoring.paired import compare_paired, unpaired
 
 WORKSPACE = "workspace"
 METRICS_DIR = PIPELINE.metrics.as_posix()  # metrics/eval
+# the metrics folders diffed, and where each one's per-sample scores are
+SAMPLES = {METRICS_DIR: PIPELINE.scores, "metrics/judge": JUDGMENTS_DIR}
 
 # sort order of the table: what needs a look first
 VERDICTS = (
@@ -126,7 +129,7 @@ def dvc_metrics_diff(root: Path, a: Side, b: Side) -> tuple[dict, list[str]]:
     command = [sys.executable, "-m", "dvc", "metrics", "diff", a.rev]
     if b.commit:
         command.append(b.commit)
-    command += ["--json", "--all", "--targets", METRICS_DIR]
+    command += ["--json", "--all", "--targets", *SAMPLES]
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     messages = [line.strip() for line in done.stderr.splitlines() if line.strip()]
     if done.returncode != 0:
@@ -145,12 +148,19 @@ def dvc_metrics_diff(root: Path, a: Side, b: Side) -> tuple[dict, list[str]]:
 
 
 def cell_of(path: str) -> Cell | None:
-    """metrics/eval/<model>/<preset>/<dataset>.json -> its cell; None for any other file."""
+    """metrics/eval/<model>/<preset>/<dataset>.json (or metrics/judge/...) -> its cell; None for any other file."""
+    return cell_and_samples(path)[0]
+
+
+def cell_and_samples(path: str) -> tuple[Cell | None, Path | None]:
+    """The cell of a metrics file, and its per-sample scores file (the score stage's, or the judge's)."""
     parts = Path(path).parts
-    prefix = Path(METRICS_DIR).parts
-    if len(parts) != len(prefix) + 3 or parts[: len(prefix)] != prefix or not parts[-1].endswith(".json"):
-        return None
-    return Cell(parts[-3], parts[-2], parts[-1].removesuffix(".json"))
+    for folder, samples in SAMPLES.items():
+        prefix = Path(folder).parts
+        if len(parts) == len(prefix) + 3 and parts[: len(prefix)] == prefix and parts[-1].endswith(".json"):
+            cell = Cell(parts[-3], parts[-2], parts[-1].removesuffix(".json"))
+            return cell, samples.joinpath(*cell.parts, f"{cell.dataset}.jsonl")
+    return None, None
 
 
 # --- per-sample scores ---
@@ -163,9 +173,10 @@ class SampleReader:
         self.root, self.side = root, side
         self._fs = None
 
-    def values(self, cell: Cell, metric: str) -> dict[str, float]:
-        """{sample id: value of `metric`}; raises LookupError saying why when there are none."""
-        path = PIPELINE.score_rows(cell).as_posix()
+    def values(self, rows: Path, metric: str) -> dict[str, float]:
+        """{sample id: value of `metric`} from the per-sample file `rows`; raises LookupError saying why when
+        there are none."""
+        path = rows.as_posix()
         text = self._read(path)
         values = {}
         for line in text.splitlines():
@@ -248,7 +259,11 @@ def numeric_changes(changes: dict[str, dict]) -> dict[str, dict]:
     }
 
 
-def judge(cell: Cell, changes: dict[str, dict], readers: tuple[SampleReader, SampleReader]) -> CellDiff:
+def judge(
+    cell: Cell, changes: dict[str, dict], readers: tuple[SampleReader, SampleReader], rows: Path | None = None
+) -> CellDiff:
+    """The verdict on one cell's change; `rows`: its per-sample file (default: the score stage's)."""
+    rows = rows or PIPELINE.score_rows(cell)
     old, new = side_values(changes, "old"), side_values(changes, "new")
     has_a = any(v is not None for v in old.values())
     has_b = any(v is not None for v in new.values())
@@ -270,7 +285,7 @@ def judge(cell: Cell, changes: dict[str, dict], readers: tuple[SampleReader, Sam
         out.evidence, out.a, out.b, out.delta = "identical", old["score"], new["score"], 0.0
         out.verdict = "unchanged"
         return out
-    comparison = _paired(cell, old, new, readers, out.notes)
+    comparison = _paired(rows, old, new, readers, out.notes)
     if comparison is None:
         out.evidence = "stderr"
         comparison = unpaired(old["score"], old.get("stderr"), new["score"], new.get("stderr"), _n(old, new))
@@ -293,7 +308,7 @@ def _n(old: dict, new: dict) -> int | None:
 
 
 def _paired(
-    cell: Cell, old: dict, new: dict, readers: tuple[SampleReader, SampleReader], notes: list[str]
+    rows: Path, old: dict, new: dict, readers: tuple[SampleReader, SampleReader], notes: list[str]
 ) -> dict | None:
     """compare_paired on both sides' per-sample values of the primary metric; None (and a note) when either
     side has none or they share no item."""
@@ -304,7 +319,7 @@ def _paired(
     found, missing = [], []
     for reader in readers:
         try:
-            found.append(reader.values(cell, metric))
+            found.append(reader.values(rows, metric))
         except LookupError as why:
             missing.append(str(why))
     if missing:
@@ -346,7 +361,12 @@ def diff_metrics(a_rev: str, b_rev: str | None = None, repo: Path | None = None)
     raw, messages = dvc_metrics_diff(root, a, b)
     readers = (SampleReader(root, a), SampleReader(root, b))
     try:
-        cells = [judge(cell, changes, readers) for path, changes in raw.items() if (cell := cell_of(path))]
+        cells = [
+            judge(cell, changes, readers, rows)
+            for path, changes in raw.items()
+            for cell, rows in [cell_and_samples(path)]
+            if cell is not None
+        ]
     finally:
         for reader in readers:
             reader.close()

@@ -4,9 +4,9 @@ sorts tables. No network: nothing is fetched from anywhere. Every number is read
 escaped, so a model name or an error message is text, never markup.
 
 The sections and their anchors, in order: summary, answers, readiness, insights, leaderboard, accuracy,
-cells, scaling, presets, performance, cost, failures, validation. The analysis' `answers` link to them
-(`anchor`). Without an analysis (None) the sections drawn from it are left out; a missing input otherwise
-gives a one-line note in its section.
+cells, judge, scaling, presets, performance, cost, failures, validation. The analysis' `answers` link to
+them (`anchor`). Without an analysis (None) the sections drawn from it are left out; a missing input
+otherwise gives a one-line note in its section; the judge section is left out when no cell was judged.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def render_html(metrics: dict, analysis: dict | None, title: str = TITLE) -> str
         leaderboard_section(analysis),
         accuracy_section(analysis),
         cells_section(analysis),
+        judge_section(metrics),
         scaling_section(analysis),
         presets_section(analysis),
         performance_section(metrics),
@@ -95,9 +96,16 @@ def _slug(*parts: str) -> str:
 
 
 def _badge(status) -> Raw:
-    kind = {"PASS": "pass", "FAIL": "fail", "SKIP": "skip", "ok": "pass", "failed": "fail"}.get(
-        status, "skip"
-    )
+    kind = {
+        "PASS": "pass",
+        "FAIL": "fail",
+        "SKIP": "skip",
+        "ok": "pass",
+        "failed": "fail",
+        "FAILED": "fail",
+        "MEANINGLESS": "fail",
+        "self-judged": "warn",
+    }.get(status, "skip")
     return Raw(f'<span class="badge {kind}">{_e(status)}</span>')
 
 
@@ -308,6 +316,241 @@ def cells_section(analysis: dict | None) -> Section | None:
     if any(c.get("embedded_sample") for c in cells):
         body = _note("* a small sample written for the embedded default, not the benchmark.") + body
     return Section("cells", "All cells", _note("Click a column header to sort.") + body)
+
+
+# --- the LLM-judged benchmarks (metrics/judge) ---
+
+JUDGED_TITLE = "LLM-judged benchmarks"
+
+
+def judge_section(metrics: dict) -> Section | None:
+    """MT-Bench ratings and Arena-Hard win rates, with the judge that gave them and its caveats: a
+    random-weight judge (meaningless scores), a judge grading its own answers (self-preference)."""
+    docs = _judge_documents(metrics.get("judge") or {})
+    if not docs:
+        return None
+    parts = [_judges_note(docs)]
+    meaningless = _judge_descriptions(d for d in docs if (d.get("judge") or {}).get("meaningless"))
+    if meaningless:
+        subject = (
+            f"The judge {meaningless[0]} is a random-weight tiny model: the scores it gave are"
+            if len(meaningless) == 1
+            else f"The judges {' and '.join(meaningless)} are random-weight tiny models: the scores they "
+            "gave are"
+        )
+        warning = f"{subject} meaningless, a check that the judge stage runs end to end, not a measurement."
+        parts.append(f'<p class="verdict">{_badge("MEANINGLESS")} {_e(warning)}</p>')
+    own = [_cell_name(d) for d in docs if _self_judged(d)]
+    if own:
+        parts.append(
+            _note(
+                f"The judge grades its own answers in {', '.join(own)}: self-preference inflates these "
+                "scores (rows marked self-judged)."
+            )
+        )
+    tagged = [
+        f"{_cell_name(d)} ({d['answers_with_verdict_tags']})"
+        for d in docs
+        if d.get("answers_with_verdict_tags")
+    ]
+    if tagged:
+        parts.append(
+            _note(
+                f"Answers that carry a verdict tag of their own ([[10]], [[B>>A]]) in {', '.join(tagged)}: a "
+                "judge may be led by them; read those judgments in data/judgments before trusting the scores."
+            )
+        )
+    mt_bench = [d for d in docs if d["dataset"] == "mt_bench"]
+    if mt_bench:
+        parts.append("<h3>MT-Bench</h3>" + _mt_bench_table(mt_bench))
+        parts.append("<h3>MT-Bench per category</h3>" + _mt_bench_categories_table(mt_bench))
+    arena_hard = [d for d in docs if d["dataset"] == "arena_hard"]
+    if arena_hard:
+        parts.append("<h3>Arena-Hard</h3>" + _arena_hard_table(arena_hard))
+    other = [_cell_name(d) for d in docs if d["dataset"] not in ("mt_bench", "arena_hard")]
+    if other:
+        parts.append(_note(f"Judged, but no table here for: {', '.join(other)}."))
+    return Section("judge", JUDGED_TITLE, "\n".join(parts))
+
+
+def _judge_documents(tree: dict) -> list[dict]:
+    return [
+        {"model": model, "preset": preset, "dataset": dataset, **doc}
+        for model, by_preset in tree.items()
+        for preset, by_dataset in (by_preset or {}).items()
+        for dataset, doc in (by_dataset or {}).items()
+        if doc
+    ]
+
+
+def _cell_name(doc: dict) -> str:
+    return f"{doc['model']} / {doc['preset']} / {doc['dataset']}"
+
+
+def _judge_descriptions(docs) -> list[str]:
+    """Each judge's description once, in the order first met."""
+    return list(dict.fromkeys(str((d.get("judge") or {}).get("description")) for d in docs))
+
+
+def _judges_note(docs: list[dict]) -> str:
+    judged = [d for d in docs if d.get("judge")]
+    judges = _judge_descriptions(judged)
+    if not judges:
+        return _note("Judge unknown: no judged cell names its judge.")
+    if len(judges) == 1:
+        return _note(f"Judge: {judges[0]}.")
+    cells = {
+        judge: ", ".join(_cell_name(d) for d in judged if str(d["judge"].get("description")) == judge)
+        for judge in judges
+    }
+    return _note("Judges: " + "; ".join(f"{judge} for {cells[judge]}" for judge in judges) + ".")
+
+
+def _self_judged(doc: dict) -> bool:
+    return bool((doc.get("judge") or {}).get("judges_itself"))
+
+
+def _ok(doc: dict) -> bool:
+    return doc.get("status") != "failed"
+
+
+def _judge_status(doc: dict) -> Raw:
+    return _badge("ok") if _ok(doc) else _badge("FAILED")
+
+
+def _judge_failure(doc: dict) -> str:
+    if _ok(doc):
+        return ""
+    failure = doc.get("failure") or {}
+    return f"{failure.get('error_type') or 'failed'}: {failure.get('message') or 'no message'}"
+
+
+def _metric(doc: dict, name: str):
+    return ((doc.get("metrics") or {}).get(name) or {}).get("value")
+
+
+def _repeats(doc: dict) -> Num:
+    """ "6.83 ± 0.1250 over 3": the median of the repeats' scores and half their range."""
+    repeats = doc.get("repeats")
+    if not repeats or repeats.get("median") is None:
+        return Num("–", None)
+    text = f"{fmt(repeats['median'])} ± {fmt(repeats.get('half_range'))} over {fmt(len(repeats['values']))}"
+    return Num(text, repeats["median"])
+
+
+def _judge_row(doc: dict, numbers: list) -> list:
+    """model, preset, self-judged, the numbers (none for a failed cell), status, failure."""
+    return [
+        doc["model"],
+        doc["preset"],
+        _badge("self-judged") if _self_judged(doc) else "",
+        *(numbers if _ok(doc) else [None] * len(numbers)),
+        _judge_status(doc),
+        _judge_failure(doc),
+    ]
+
+
+def _failed_judgments(doc: dict) -> int:
+    return sum((doc.get("failed_judgments") or {}).values())
+
+
+def _mt_bench_table(docs: list[dict]) -> str:
+    header = [
+        "model",
+        "preset",
+        "self-judged",
+        "rating (1-10)",
+        "95% interval",
+        "turn 1",
+        "turn 2",
+        "n",
+        "judgments",
+        "failed judgments",
+        "asked twice",
+        "repeats",
+        "status",
+        "failure",
+    ]
+    rows = [
+        _judge_row(
+            d,
+            [
+                d.get("score"),
+                _interval(d.get("ci_low"), d.get("ci_high")),
+                _metric(d, "turn_1"),
+                _metric(d, "turn_2"),
+                d.get("n"),
+                d.get("judgments"),
+                _failed_judgments(d),
+                d.get("retried"),
+                _repeats(d),
+            ],
+        )
+        for d in docs
+    ]
+    note = _note(
+        "Rating: the mean of every rating of both turns, on the 1-10 scale; repeats: the median of the "
+        "repeated judgments' scores ± half their range."
+    )
+    return note + _table(header, rows, "judge-mt-bench-table")
+
+
+def _mt_bench_categories_table(docs: list[dict]) -> str:
+    prefix = "category/"
+    categories = sorted(
+        {
+            name.removeprefix(prefix)
+            for d in docs
+            for name in d.get("metrics") or {}
+            if name.startswith(prefix)
+        }
+    )
+    if not categories:
+        return _note("No category in the MT-Bench results.")
+    rows = [_judge_row(d, [_metric(d, prefix + c) for c in categories]) for d in docs]
+    header = ["model", "preset", "self-judged", *categories, "status", "failure"]
+    return _note("Mean rating per category, both turns.") + _table(
+        header, rows, "judge-mt-bench-categories-table"
+    )
+
+
+def _arena_hard_table(docs: list[dict]) -> str:
+    header = [
+        "model",
+        "preset",
+        "self-judged",
+        "baseline",
+        "win rate",
+        "95% interval",
+        "wins",
+        "ties",
+        "losses",
+        "n",
+        "failed judgments",
+        "status",
+        "failure",
+    ]
+    rows = [
+        _judge_row(
+            d,
+            [
+                d.get("baseline"),
+                d.get("score"),
+                _interval(d.get("ci_low"), d.get("ci_high")),
+                _metric(d, "wins"),
+                _metric(d, "ties"),
+                _metric(d, "losses"),
+                d.get("n"),
+                _failed_judgments(d),
+            ],
+        )
+        for d in docs
+    ]
+    note = _note(
+        "Win rate against the baseline's answers: (wins + ties / 2) over every game, both answer orders; "
+        "wins, ties and losses are weighted as Arena-Hard weighs them (a decisive verdict counts more)."
+    )
+    return note + _table(header, rows, "judge-arena-hard-table")
 
 
 def _p_value(p) -> Num:
@@ -611,6 +854,7 @@ table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; color: va
 .badge.pass { background: #dafbe1; color: #116329; }
 .badge.fail { background: #ffebe9; color: #a40e26; }
 .badge.skip { background: #eaeef2; color: #59636e; }
+.badge.warn { background: #fff8c5; color: #7d4e00; }
 .verdict { font-size: 16px; }
 ol.answers { padding-left: 22px; }
 ol.answers li { margin: 0 0 10px; }

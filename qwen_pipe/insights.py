@@ -36,6 +36,9 @@ def scaling_insights(pair: dict) -> list[dict]:
     subject = f"{pair['family']} {pair['preset']}"
     large, small = pair["large"], pair["small"]
     for dataset, r in sorted(pair["datasets"].items()):
+        if r.get("kind") == "judge" and r["delta"] is not None:
+            out.append(_judged(pair, dataset, r, subject))
+            continue
         if not r["accuracy"] or r["delta"] is None:
             continue
         numbers = {
@@ -68,6 +71,23 @@ def scaling_insights(pair: dict) -> list[dict]:
     if mean:
         out.append(_overall(pair, mean, subject))
     return out
+
+
+def _judged(pair: dict, dataset: str, r: dict, subject: str) -> dict:
+    """A judge's score (MT-Bench's 1-10 rating, a win rate) in its own units, never mixed with accuracies."""
+    large, small = pair["large"], pair["small"]
+    numbers = {"dataset": dataset, "metric": r["metric"], "delta": r["delta"], "low": r["low"], "high": r["high"],
+               "n": r["n"], "test": r["test"]}  # fmt: skip
+    interval = "[interval undefined]" if r["low"] is None else f"[{r['low']:+.2f}, {r['high']:+.2f}]"
+    said = f"{r['delta']:+.2f} {r['metric']} {interval} on {dataset} (judged)"
+    if r["significant"] and r["delta"] > 0:
+        return _insight("judge_gain", subject, f"{large} gains {said} over {small}", **numbers)
+    if r["significant"] and r["delta"] < 0:
+        return _insight("judge_loss", subject, f"{large} loses {said} against {small}", **numbers)
+    verdict = "not significant" if r["significant"] is False else "significance undetermined"
+    return _insight(
+        "judge_tie", subject, f"{large} and {small} tie: {said} ({verdict}, n = {r['n']})", **numbers
+    )
 
 
 def _overall(pair: dict, mean: dict, subject: str) -> dict:

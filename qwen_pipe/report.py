@@ -51,6 +51,7 @@ def render_markdown(metrics: dict, analysis: dict | None = None, title: str = "q
         insights_section(analysis),
         leaderboard_section(analysis),
         accuracy_section(metrics),
+        judge_section(metrics),
         errors_section(analysis),
         truncation_section(metrics),
         published_section(metrics),
@@ -231,6 +232,150 @@ def accuracy_section(metrics: dict) -> list[str]:
         "protocol",
     ]
     return [*lines, *_table(header, rows), ""]
+
+
+def judge_documents(metrics: dict) -> list[dict]:
+    """Every judge document (metrics/judge merged with its sidecar), by model, preset and dataset."""
+    tree = metrics.get("judge") or {}
+    docs = [doc for by_preset in tree.values() for cells in by_preset.values() for doc in cells.values()]
+    return sorted(docs, key=lambda d: (d["dataset"], d["model"], d.get("preset") or ""))
+
+
+def _judge_notes(docs: list[dict]) -> list[str]:
+    judges = sorted({d["judge"]["description"] for d in docs if d.get("judge")})
+    lines = [f"Judge: {', '.join(judges) or 'none recorded'}.", ""]
+    if any((d.get("judge") or {}).get("meaningless") for d in docs):
+        lines += [
+            "**These scores are meaningless**: the judge is a random-weight tiny model. They show that the "
+            "judge stage runs end to end, not how good any answer is.",
+            "",
+        ]
+    own = [
+        f"{d['model']} x {d.get('preset')} x {d['dataset']}"
+        for d in docs
+        if (d.get("judge") or {}).get("judges_itself")
+    ]
+    if own:
+        lines += [
+            f"**The judge grades its own answers** in {', '.join(own)} (marked *self*): a judge tends to prefer "
+            "its own answers, so these cells are not comparable with the others.",
+            "",
+        ]
+    tagged = [
+        f"{d['model']} x {d.get('preset')} x {d['dataset']} ({d['answers_with_verdict_tags']})"
+        for d in docs
+        if d.get("answers_with_verdict_tags")
+    ]
+    if tagged:
+        lines += [
+            f"**Answers that carry a verdict tag of their own** (`[[10]]`, `[[B>>A]]`) in {', '.join(tagged)}: "
+            "a judge may be led by them; read those judgments in data/judgments before trusting the scores.",
+            "",
+        ]
+    return lines
+
+
+def _judge_common(doc: dict) -> list:
+    failed = sum((doc.get("failed_judgments") or {}).values())
+    repeats = doc.get("repeats")
+    spread = (
+        f"{fmt(repeats['median'])} ± {fmt(repeats['half_range'])} over {len(repeats['values'])}"
+        if repeats and repeats.get("median") is not None
+        else "–"
+    )
+    return [doc.get("n") or 0, doc.get("judgments") or 0, failed, doc.get("retried") or 0, spread]
+
+
+def _judge_cell(doc: dict) -> list:
+    self_judged = " (*self*)" if (doc.get("judge") or {}).get("judges_itself") else ""
+    return [doc["model"] + self_judged, doc.get("preset") or "–"]
+
+
+def judge_section(metrics: dict) -> list[str]:
+    """MT-Bench (FastChat single-answer grading, 1-10) and Arena-Hard (win rate against the baseline), from the
+    judge stage's documents: which judge, each cell's score with its interval, turns and categories, failed and
+    repeated judgments; a meaningless (tiny) judge and a judge grading its own answers are said so."""
+    docs = judge_documents(metrics)
+    if not docs:
+        return []
+    lines = ["## LLM-judged benchmarks", "", *_judge_notes(docs)]
+    common = ["n", "judgments", "failed judgments", "asked twice", "repeats: median ± half range"]
+    mt_bench = [d for d in docs if d["dataset"] == "mt_bench"]
+    if mt_bench:
+        rows, categories = (
+            [],
+            sorted(
+                {
+                    m.removeprefix("category/")
+                    for d in mt_bench
+                    for m in d.get("metrics") or {}
+                    if m.startswith("category/")
+                }
+            ),
+        )
+        by_category = []
+        for doc in mt_bench:
+            if doc.get("status") == "failed":
+                rows.append([*_judge_cell(doc), "FAILED", "–", "–", "–", *_judge_common(doc)])
+                continue
+            metrics_ = doc.get("metrics") or {}
+            rows.append(
+                [
+                    *_judge_cell(doc),
+                    doc["score"],
+                    _interval(doc),
+                    (metrics_.get("turn_1") or {}).get("value"),
+                    (metrics_.get("turn_2") or {}).get("value"),
+                    *_judge_common(doc),
+                ]
+            )
+            by_category.append(
+                [*_judge_cell(doc), *((metrics_.get(f"category/{c}") or {}).get("value") for c in categories)]
+            )
+        lines += [
+            "### MT-Bench (1-10)",
+            "",
+            "FastChat llm_judge single-answer grading: each turn rated 1-10 (single-v1; single-math-v1 with GPT-4's "
+            "reference answers for math, reasoning and coding; the multi-turn variants for turn 2). The score is "
+            "the mean of every rating.",
+            "",
+            *_table(["model", "preset", "score", "95% interval", "turn 1", "turn 2", *common], rows),
+            "",
+        ]
+        if by_category:
+            lines += [*_table(["model", "preset", *categories], by_category), ""]
+    arena = [d for d in docs if d["dataset"] == "arena_hard"]
+    if arena:
+        rows = []
+        for doc in arena:
+            if doc.get("status") == "failed":
+                rows.append([*_judge_cell(doc), "FAILED", "–", "–", "–", "–", *_judge_common(doc)])
+                continue
+            counts = doc.get("metrics") or {}
+            rows.append(
+                [
+                    *_judge_cell(doc),
+                    doc["score"],
+                    _interval(doc),
+                    *((counts.get(k) or {}).get("value") for k in ("wins", "ties", "losses")),
+                    *_judge_common(doc),
+                ]
+            )
+        baseline = next((d["baseline"] for d in arena if d.get("baseline")), "the baseline")
+        lines += [
+            f"### Arena-Hard v0.1 (win rate against {baseline})",
+            "",
+            "Each answer judged against the baseline's twice, in both orders; a strong verdict weighs 3, a tie "
+            "counts half. The interval resamples prompts.",
+            "",
+            *_table(["model", "preset", "win rate", "95% interval", "wins", "ties", "losses", *common], rows),
+            "",
+        ]
+    return lines
+
+
+def _interval(doc: dict) -> str:
+    return "–" if doc.get("ci_low") is None else f"[{fmt(doc['ci_low'])}, {fmt(doc['ci_high'])}]"
 
 
 def truncation_section(metrics: dict) -> list[str]:

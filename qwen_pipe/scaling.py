@@ -34,7 +34,17 @@ def family_pairs(params: Params, models: list[str]) -> list[tuple[str, str, str]
 
 def item_scores(scores: Path, model: str, preset: str, dataset: str, metric: str) -> dict[str, float] | None:
     """Sample id -> its score on `metric` (the mean over repeats), or None without a per-sample file."""
-    path = scores / model / preset / f"{dataset}.jsonl"
+    return _file_scores(scores / model / preset / f"{dataset}.jsonl", metric)
+
+
+def doc_scores(doc: dict, scores: Path, metric: str) -> dict[str, float] | None:
+    """A cell's per-sample scores: the judge's per-sample file for a judged cell, else the score stage's."""
+    if doc.get("per_sample_file"):
+        return _file_scores(Path(doc["per_sample_file"]), metric)
+    return item_scores(scores, doc["model"], doc["preset"], doc["dataset"], metric)
+
+
+def _file_scores(path: Path, metric: str) -> dict[str, float] | None:
     if not path.is_file():
         return None
     stat = path.stat()
@@ -55,8 +65,7 @@ def compare_cells(doc_a: dict, doc_b: dict, scores: Path = SCORES, metric: str |
     metric = metric or doc_a["primary_metric"]
     if metric == doc_a["primary_metric"] and doc_b["primary_metric"] != metric:
         raise ValueError(f"{doc_a['dataset']}: {metric} and {doc_b['primary_metric']} are not comparable")
-    a = item_scores(scores, doc_a["model"], doc_a["preset"], doc_a["dataset"], metric)
-    b = item_scores(scores, doc_b["model"], doc_b["preset"], doc_b["dataset"], metric)
+    a, b = doc_scores(doc_a, scores, metric), doc_scores(doc_b, scores, metric)
     if a and b:
         result = compare_paired(a, b)
     else:
@@ -64,7 +73,8 @@ def compare_cells(doc_a: dict, doc_b: dict, scores: Path = SCORES, metric: str |
         n = min(side_a["n"] or 0, side_b["n"] or 0)
         result = unpaired(side_a["value"], side_a["stderr"], side_b["value"], side_b["stderr"], n)
     accuracy = bool(doc_a.get("accuracy", True)) and metric == doc_a["primary_metric"]
-    return {"metric": metric, "accuracy": accuracy, **result}
+    kind = doc_a.get("metric_kind") or ("accuracy" if accuracy else "other")
+    return {"metric": metric, "accuracy": accuracy, "kind": kind, **result}
 
 
 def _aggregate(doc: dict, metric: str) -> dict:
@@ -77,8 +87,7 @@ def disagreements(doc_a: dict, doc_b: dict, scores: Path = SCORES) -> dict[str, 
     """The sample ids where A scored higher on the primary metric, and where B did (None without per-sample
     scores)."""
     metric = doc_a["primary_metric"]
-    a = item_scores(scores, doc_a["model"], doc_a["preset"], doc_a["dataset"], metric)
-    b = item_scores(scores, doc_b["model"], doc_b["preset"], doc_b["dataset"], metric)
+    a, b = doc_scores(doc_a, scores, metric), doc_scores(doc_b, scores, metric)
     if not a or not b:
         return None
     common = sorted(set(a) & set(b))

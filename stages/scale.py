@@ -7,10 +7,11 @@ from pathlib import Path
 
 import typer
 
-from qwen_pipe.cells import read_coverage_tree, read_eval_tree
+from qwen_pipe.cells import JUDGE_INFO_DIR, read_coverage_tree, read_eval_tree
 from qwen_pipe.config import load_params
 from qwen_pipe.console import fmt, run
 from qwen_pipe.io import write_json
+from qwen_pipe.results import with_judgments
 from qwen_pipe.scaling import SCORES, compare_pair, compare_presets, family_pairs
 from qwen_pipe.scoring.paired import SIGNIFICANCE
 
@@ -21,7 +22,10 @@ OUT = Path("metrics/scaling.json")
 @app.command()
 def main() -> None:
     params = load_params()
-    evals = read_eval_tree(Path("metrics/eval"), SCORES)
+    # a judged cell (MT-Bench, Arena-Hard) is compared on its judge's score, paired per sample
+    evals = with_judgments(
+        read_eval_tree(Path("metrics/eval"), SCORES), read_eval_tree(Path("metrics/judge"), JUDGE_INFO_DIR)
+    )
     coverage = read_coverage_tree(Path("metrics/coverage"))
     presets = params.generate.presets
 

@@ -354,6 +354,24 @@ def test_every_insight_states_the_numbers_that_triggered_it():
                 assert f"{numbers[key] * 100:+.1f}" in insight["text"], (key, insight["text"])
 
 
+def test_a_judged_score_gets_its_own_rule_in_its_own_units():
+    judged = {
+        **_stat(0.42, 0.1, 0.74, True, accuracy=False),
+        "kind": "judge",
+        "metric": "rating",
+        "test": "bootstrap",
+    }
+    tie = {**_stat(-0.03, -0.09, 0.05, False, accuracy=False), "kind": "judge", "metric": "win_rate"}
+    insights = scaling_insights(_pair({"mt_bench": judged, "arena_hard": tie}))
+    assert [i["rule"] for i in insights] == ["judge_tie", "judge_gain"]
+    assert "gains +0.42 rating [+0.10, +0.74] on mt_bench (judged)" in insights[1]["text"]
+    assert "tie: -0.03 win_rate [-0.09, +0.05] on arena_hard (judged) (not significant" in insights[0]["text"]
+    for insight in insights:  # every number stated, in the metric's own units (never as accuracy points)
+        for key in ("delta", "low", "high"):
+            assert f"{insight['numbers'][key]:+.2f}" in insight["text"]
+        assert "pts" not in insight["text"]
+
+
 # --- readiness ----------------------------------------------------------------------------------------------
 
 

@@ -143,8 +143,12 @@ def test_an_edit_changes_exactly_the_manifests_whose_closure_holds_the_file(monk
         after = codedeps.manifests()
         return {name for name in before if before[name] != after[name]}
 
+    from qwen_pipe.tasks import JUDGED
+
     for dataset, module in task_modules().items():
-        assert changed_by(module) == {f"fetch@{dataset}.json", f"score@{dataset}.json"}, dataset
+        # the judged datasets' task modules also hold their judge prompts' choice: the judge stage's code
+        judge = {"judge.json"} if dataset in JUDGED else set()
+        assert changed_by(module) == {f"fetch@{dataset}.json", f"score@{dataset}.json", *judge}, dataset
     extract = changed_by(ROOT / "qwen_pipe/scoring/extract.py")
     assert "score@gsm8k.json" in extract and "generate.json" not in extract
 

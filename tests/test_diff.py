@@ -184,3 +184,58 @@ def test_bad_revision_and_no_repository_are_one_line_errors(repo, tmp_path):
     assert_one_line_error(qwen_pipe("diff", "HEAD", cwd=tmp_path, env=ENV), "not inside a git repository")
     sh(tmp_path, "git", "init", "--quiet")
     assert_one_line_error(qwen_pipe("diff", "HEAD", "--repo", str(tmp_path), env=ENV), "not a DVC repository")
+
+
+JUDGED = """\
+import json, math, sys
+from pathlib import Path
+import yaml
+
+ratings = yaml.safe_load(open("params.yaml"))["ratings"]
+rows = Path("data/judgments/m/balanced/mt_bench.jsonl")
+metrics = Path("metrics/judge/m/balanced/mt_bench.json")
+rows.parent.mkdir(parents=True, exist_ok=True)
+metrics.parent.mkdir(parents=True, exist_ok=True)
+rows.write_text("".join(json.dumps({"id": f"q{i}", "metrics": {"rating": r}}) + "\\n" for i, r in enumerate(ratings)))
+mean = sum(ratings) / len(ratings)
+stderr = math.sqrt(sum((r - mean) ** 2 for r in ratings) / (len(ratings) - 1) / len(ratings))
+metrics.write_text(json.dumps({"status": "ok", "primary_metric": "rating", "score": mean, "stderr": stderr, "n": len(ratings)}))
+"""
+
+
+def test_a_judged_cell_is_diffed_on_its_judges_per_sample_ratings(tmp_path):
+    """metrics/judge cells (MT-Bench's rating) are judged like eval cells, paired on data/judgments."""
+    root = tmp_path / "judged"
+    root.mkdir()
+    for command in (
+        ("git", "init", "--quiet"),
+        ("git", "config", "user.name", "t"),
+        ("git", "config", "user.email", "t@e"),
+    ):
+        sh(root, *command)
+    dvc(root, "init", "--quiet")
+    (root / "judge.py").write_text(JUDGED)
+    judge_stage = {
+        "cmd": "python judge.py",
+        "deps": ["judge.py"],
+        "params": ["ratings"],
+        "outs": ["data/judgments"],
+        "metrics": [{"metrics/judge": {"cache": False}}],
+    }
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"judge": judge_stage}}))
+    for tag, ratings in (("j1", [8, 7, 9, 8] * 20), ("j2", [6, 7, 9, 6] * 20)):
+        (root / "params.yaml").write_text(yaml.safe_dump({"ratings": ratings}))
+        dvc(root, "repro", "--quiet")
+        sh(root, "git", "add", "-A")
+        sh(root, "git", "commit", "--quiet", "-m", tag)
+        sh(root, "git", "tag", tag)
+    done, result = run_diff("j1", "j2", cwd=root, output=tmp_path / "diff.json")
+    assert done.returncode == 1, done.stderr  # 40 of 80 answers rated 2 lower: a regression
+    [cell] = result["cells"]
+    assert (cell["dataset"], cell["metric"], cell["verdict"], cell["evidence"]) == (
+        "mt_bench",
+        "rating",
+        "regression",
+        "paired",
+    )
+    assert cell["delta"] == pytest.approx(-1.0)

@@ -26,6 +26,7 @@ SECTIONS = [
     "leaderboard",
     "accuracy",
     "cells",
+    "judge",
     "scaling",
     "presets",
     "performance",
@@ -33,7 +34,8 @@ SECTIONS = [
     "failures",
     "validation",
 ]
-METRICS_SECTIONS = ["summary", "performance", "cost", "failures", "validation"]  # without an analysis
+UNJUDGED_SECTIONS = [s for s in SECTIONS if s != "judge"]  # no judged cell: no judge section
+METRICS_SECTIONS = ["summary", "performance", "cost", "failures", "validation"]  # without an analysis, judge
 MODELS = ("qwen3_8b", "qwen3_14b")
 PRESETS = ("balanced", "performance")
 DATASETS = {"gsm8k": "flexible_match", "arc_challenge": "acc_norm", "humaneval": "pass@1"}
@@ -94,6 +96,127 @@ def eval_doc(model: str, preset: str, dataset: str) -> dict:
     }
 
 
+# --- the judge stage's documents: MT-Bench graded by qwen3_14b (its own cell self-judged), Arena-Hard by a
+# random-weight tiny judge, one Arena-Hard cell failed ---
+
+BIG_JUDGE = {
+    "model": "qwen3_14b",
+    "engine": "vllm",
+    "description": "qwen3_14b (vllm, preset balanced)",
+    "identity_sha256": "ab" * 32,
+    "meaningless": False,
+}
+TINY_JUDGE = {
+    "model": "qwen3_0.6b_tiny",
+    "engine": "vllm",
+    "description": "qwen3_0.6b_tiny (vllm, preset balanced)",
+    "identity_sha256": "cd" * 32,
+    "meaningless": True,
+    "judges_itself": False,
+}
+MT_BENCH = {  # model: score, interval, turn 1, turn 2, categories
+    "qwen3_8b": (6.83, 6.21, 7.46, 7.12, 6.54, {"writing": 8.25, "math": 3.75, "coding": 5.5}),
+    "qwen3_14b": (7.91, 7.38, 8.44, 8.06, 7.77, {"writing": 8.95, "math": 6.35, "roleplay": 8.4}),
+}
+
+
+def judge_info(judge: dict, judges_itself: bool = False) -> dict:
+    return {
+        "judge": {**judge, "judges_itself": judges_itself},
+        "cache": {"hits": 12, "misses": 148},
+        "seconds": 95.2,
+        "provenance": {"git_commit": "0123abcd", "qwen_pipe": "0.1.0"},
+    }
+
+
+def mt_bench_doc(model: str) -> dict:
+    score, low, high, turn_1, turn_2, categories = MT_BENCH[model]
+    doc = {
+        "model": model,
+        "preset": "balanced",
+        "dataset": "mt_bench",
+        "status": "ok",
+        "primary_metric": "rating",
+        "scale": [1.0, 10.0],
+        "score": score,
+        "stderr": 0.31,
+        "ci_low": low,
+        "ci_high": high,
+        "n": 80,
+        "ratings": 160,
+        "judgments": 480 if model == "qwen3_8b" else 160,
+        "failed_judgments": {"judge_unparseable": 3, "judge_prompt_too_long": 1}
+        if model == "qwen3_8b"
+        else {},
+        "retried": 7 if model == "qwen3_8b" else 0,
+        "metrics": {
+            "turn_1": {"value": turn_1, "stderr": 0.28, "n": 80},
+            "turn_2": {"value": turn_2, "stderr": 0.33, "n": 80},
+            **{f"category/{c}": {"value": v, "stderr": 0.5, "n": 20} for c, v in categories.items()},
+        },
+        **judge_info(BIG_JUDGE, judges_itself=model == BIG_JUDGE["model"]),
+    }
+    if model == "qwen3_8b":  # judged three times
+        doc["repeats"] = {"values": [6.71, 6.83, 6.96], "median": 6.83, "half_range": 0.125, "std": 0.125}
+    return doc
+
+
+def arena_hard_doc(model: str) -> dict:
+    if model == "qwen3_14b":  # failed; the counts it kept are not results
+        return {
+            "model": model,
+            "preset": "balanced",
+            "dataset": "arena_hard",
+            "status": "failed",
+            "failure": {
+                "stage": "judge",
+                "model": model,
+                "preset": "balanced",
+                "dataset": "arena_hard",
+                "error_type": "JudgeError",
+                "message": "no judgment gave a verdict",
+            },
+            "primary_metric": "win_rate",
+            "scale": [0.0, 1.0],
+            "score": None,
+            "n": 0,
+            "judgments": 1000,
+            "failed_judgments": {"judge_unparseable": 1000},
+            "retried": 321,
+        }
+    return {
+        "model": model,
+        "preset": "balanced",
+        "dataset": "arena_hard",
+        "status": "ok",
+        "primary_metric": "win_rate",
+        "scale": [0.0, 1.0],
+        "score": 0.523,
+        "stderr": 0.0211,
+        "ci_low": 0.4817,
+        "ci_high": 0.5644,
+        "n": 500,
+        "baseline": "gpt-4-0314",
+        "judgments": 1000,
+        "failed_judgments": {"judge_unparseable": 9},
+        "retried": 15,
+        "metrics": {
+            "question_win_rate": {"value": 0.5191, "stderr": 0.0211, "n": 500},
+            "wins": {"value": 1203.0, "n": 500},
+            "losses": {"value": 1041.0, "n": 500},
+            "ties": {"value": 88.0, "n": 500},
+        },
+        **judge_info(TINY_JUDGE),
+    }
+
+
+def fixture_judge() -> dict:
+    return {
+        model: {"balanced": {"mt_bench": mt_bench_doc(model), "arena_hard": arena_hard_doc(model)}}
+        for model in MODELS
+    }
+
+
 def fixture_metrics() -> dict:
     evals: dict = {}
     for model in MODELS:
@@ -146,6 +269,7 @@ def fixture_metrics() -> dict:
     }
     return {
         "eval": evals,
+        "judge": fixture_judge(),
         "coverage": {},
         "stale": [],
         "validate": {"configurations": len(checks), "passed": len(checks) - 1, "failed": 1, "checks": checks},
@@ -349,6 +473,28 @@ def section_ids(page: str) -> list[str]:
     return re.findall(r'<(?:section|header) id="([^"]+)"', page)
 
 
+def section(page: str, anchor: str) -> str:
+    found = re.search(rf'<section id="{anchor}">.*?</section>', page, re.S)
+    assert found, f"no section {anchor}"
+    return found.group(0)
+
+
+def table_rows(html: str, table: str) -> list[str]:
+    """The body rows of the table with id `table`, as markup."""
+    found = re.search(rf'<table id="{table}".*?<tbody>(.*?)</tbody>', html, re.S)
+    assert found, f"no table {table}"
+    return re.findall(r"<tr>.*?</tr>", found.group(1), re.S)
+
+
+def row_of(rows: list[str], model: str) -> str:
+    (row,) = [r for r in rows if f"<td>{model}</td>" in r]
+    return row
+
+
+def num_cells(row: str) -> list[str]:
+    return re.findall(r'<td class="num"[^>]*>([^<]*)</td>', row)
+
+
 # --- without a browser ---
 
 
@@ -377,6 +523,115 @@ def test_every_string_is_escaped(inputs):
     assert page.count("<script") == 1  # the page's own sorter only
     assert "engine died: &lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page
+
+
+def test_the_judge_section_names_its_judges_and_their_caveats(page_text):
+    judged = section(page_text, "judge")
+    assert "LLM-judged benchmarks" in judged
+    assert (
+        f"{BIG_JUDGE['description']} for qwen3_8b / balanced / mt_bench, qwen3_14b / balanced / mt_bench"
+        in judged
+    )
+    assert f"{TINY_JUDGE['description']} for qwen3_8b / balanced / arena_hard" in judged
+    assert (
+        f'<span class="badge fail">MEANINGLESS</span> The judge {TINY_JUDGE["description"]} is a random-weight '
+        "tiny model: the scores it gave are meaningless" in judged
+    )
+    assert "grades its own answers in qwen3_14b / balanced / mt_bench: self-preference" in judged
+    mt_bench = table_rows(judged, "judge-mt-bench-table")
+    assert "self-judged" in row_of(mt_bench, "qwen3_14b") and "self-judged" not in row_of(
+        mt_bench, "qwen3_8b"
+    )
+    assert "self-judged</span>" in row_of(table_rows(judged, "judge-mt-bench-categories-table"), "qwen3_14b")
+
+
+def test_a_single_sane_judge_gets_one_line_and_no_warning(inputs):
+    sane = {
+        model: {"balanced": {"mt_bench": {**mt_bench_doc("qwen3_8b"), "model": model}}} for model in MODELS
+    }
+    judged = section(render_html({**inputs[0], "judge": sane}, None), "judge")
+    assert f"Judge: {BIG_JUDGE['description']}." in judged
+    assert "MEANINGLESS" not in judged and "own answers" not in judged and "self-judged</span>" not in judged
+    assert "judge-arena-hard-table" not in judged
+
+
+def test_judge_numbers_are_the_inputs_formatted(page_text):
+    judged = section(page_text, "judge")
+    mt_8b = row_of(table_rows(judged, "judge-mt-bench-table"), "qwen3_8b")
+    score, low, high, turn_1, turn_2, categories = MT_BENCH["qwen3_8b"]
+    assert num_cells(mt_8b) == [
+        fmt(score),
+        f"[{fmt(low)}, {fmt(high)}]",
+        fmt(turn_1),
+        fmt(turn_2),
+        fmt(80),
+        fmt(480),
+        fmt(4),  # 3 unparseable + 1 prompt too long
+        fmt(7),
+        f"{fmt(6.83)} ± {fmt(0.125)} over 3",
+    ]
+    assert f'data-value="{score!r}">{fmt(score)}<' in mt_8b  # sorts by the score itself
+    mt_14b = row_of(table_rows(judged, "judge-mt-bench-table"), "qwen3_14b")
+    assert num_cells(mt_14b)[-1] == "–"  # judged once: no repeats
+    header = re.search(r'<table id="judge-mt-bench-categories-table".*?</thead>', judged, re.S).group(0)
+    assert re.findall(r"<th[^>]*>([^<]*)</th>", header)[3:7] == ["coding", "math", "roleplay", "writing"]
+    assert "category/" not in judged
+    by_category = num_cells(row_of(table_rows(judged, "judge-mt-bench-categories-table"), "qwen3_8b"))
+    assert by_category == [
+        fmt(categories["coding"]),
+        fmt(categories["math"]),
+        "–",
+        fmt(categories["writing"]),
+    ]
+    arena = row_of(table_rows(judged, "judge-arena-hard-table"), "qwen3_8b")
+    assert "<td>gpt-4-0314</td>" in arena
+    assert num_cells(arena) == [
+        fmt(0.523),
+        f"[{fmt(0.4817)}, {fmt(0.5644)}]",
+        fmt(1203.0),  # wins
+        fmt(88.0),  # ties
+        fmt(1041.0),  # losses
+        fmt(500),
+        fmt(9),
+    ]
+
+
+def test_a_failed_judge_cell_shows_failed_and_no_number(page_text):
+    failed = row_of(table_rows(section(page_text, "judge"), "judge-arena-hard-table"), "qwen3_14b")
+    assert '<span class="badge fail">FAILED</span>' in failed
+    assert "JudgeError: no judgment gave a verdict" in failed
+    assert set(num_cells(failed)) == {"–"} and "data-value" not in failed  # not its 1,000 judgments
+    assert not re.search(r"\d", re.sub(r"qwen3_14b|JudgeError: no judgment gave a verdict", "", failed))
+
+
+def test_judge_strings_are_escaped(inputs):
+    evil_judge = {**TINY_JUDGE, "description": EVIL}
+    tree = {
+        EVIL_MODEL: {"balanced": {"arena_hard": {**arena_hard_doc("qwen3_8b"), **judge_info(evil_judge)}}}
+    }
+    tree[EVIL_MODEL]["balanced"]["arena_hard"]["model"] = EVIL_MODEL
+    tree["qwen3_14b"] = {"balanced": {"arena_hard": arena_hard_doc("qwen3_14b")}}
+    tree["qwen3_14b"]["balanced"]["arena_hard"]["failure"]["message"] = f"judge died: {EVIL}"
+    page = render_html({**inputs[0], "eval": {}, "judge": tree}, None)
+    assert "alert(1)</script>" not in page and "<img" not in page
+    assert page.count("<script") == 1
+    judged = section(page, "judge")
+    assert "The judge &lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt; is a random-weight" in judged
+    assert "<td>&lt;img src=x onerror=&quot;alert(2)&quot;&gt;</td>" in judged
+    assert "judge died: &lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in judged
+
+
+@pytest.mark.parametrize(
+    "judge",
+    [None, {}, {"qwen3_8b": {}}, {"qwen3_8b": {"balanced": {}}}],
+    ids=["none", "empty", "no-preset", "no-cell"],
+)
+def test_no_judge_section_without_judged_cells(inputs, judge):
+    metrics = {k: v for k, v in inputs[0].items() if k != "judge"}
+    assert section_ids(render_html(metrics, inputs[1])) == UNJUDGED_SECTIONS  # absent
+    page = render_html({**metrics, "judge": judge}, inputs[1])
+    assert section_ids(page) == UNJUDGED_SECTIONS
+    assert 'id="judge"' not in page and 'href="#judge"' not in page
 
 
 def test_same_inputs_give_the_same_bytes(inputs, report, tmp_path):
@@ -413,8 +668,8 @@ def test_missing_inputs_say_so_in_one_line():
         "readiness": None,
     }
     page = render_html(empty, bare)
-    assert section_ids(page) == SECTIONS
-    assert page.count('<p class="note">') >= len(SECTIONS) - 1
+    assert section_ids(page) == UNJUDGED_SECTIONS
+    assert page.count('<p class="note">') >= len(UNJUDGED_SECTIONS) - 1
     assert "<svg" not in page and "<table" not in page
     without = render_html(empty, None)
     assert section_ids(without) == METRICS_SECTIONS
@@ -525,10 +780,10 @@ def test_the_report_of_the_repository_metrics_renders(browser, tmp_path):
     )
     page, seen = open_report(browser, path)
     try:
-        assert (
-            page.eval_on_selector_all("main > section, main > header", "els => els.map(e => e.id)")
-            == SECTIONS
-        )
+        ids = page.eval_on_selector_all("main > section, main > header", "els => els.map(e => e.id)")
+        assert ids == (
+            SECTIONS if metrics.get("judge") else UNJUDGED_SECTIONS
+        )  # judged cells, once committed
         check_page(page, seen, path, figures=figures)
         first_screen = page.inner_text("#answers")
         assert "Which models pass coverage?" in first_screen and "not significant" in first_screen

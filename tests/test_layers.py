@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "performance",
             "generate",
             "score",
+            "judge",
             "scaling",
             "analysis",
             "report",

@@ -171,6 +171,36 @@ def test_pipeline_outputs_and_report(project):
     assert set(doc["failed_requests"]) >= {"truncated", "prompt_too_long", "sandbox_timeout", "sandbox_crash"}
 
 
+def test_the_judge_stage_scores_mt_bench_with_the_tiny_judge_and_the_report_says_it_is_meaningless(project):
+    """The embedded default: tiny_large judges every model's MT-Bench answers (verdict by likelihood: a
+    random-weight model writes no verdict tag); the scores exist, are on FastChat's scale, and are marked
+    meaningless; the judge grading its own answers is flagged; the report's accuracy table shows the rating."""
+    for model in MODELS:
+        doc = json.loads((project / "metrics/judge" / model / "balanced" / "mt_bench.json").read_text())
+        assert doc["status"] == "ok" and doc["primary_metric"] == "rating" and doc["n"] == 4
+        assert 1.0 <= doc["score"] <= 10.0 and doc["judgments"] == 8 and doc["failed_judgments"] == {}
+        info = json.loads(
+            (project / "data/judge_info" / model / "balanced" / "mt_bench.run.json").read_text()
+        )
+        assert info["judge"]["model"] == "tiny_large" and info["judge"]["meaningless"] is True
+        assert info["judge"]["judges_itself"] is (model == "tiny_large")
+        rows = [
+            json.loads(line)
+            for line in (project / "data/judgments" / model / "balanced" / "mt_bench.jsonl").open()
+        ]
+        assert len(rows) == 4 and all(len(r["judgments"]) == 2 for r in rows)
+    report = (project / "reports/report.md").read_text()
+    assert "## LLM-judged benchmarks" in report and "**These scores are meaningless**" in report
+    assert "tiny_large (*self*)" in report
+    assert "| mt_bench * | rating |" in report  # the accuracy table shows the judge's score, not `answered`
+    html = (project / "reports/report.html").read_text()
+    assert 'id="judge"' in html and "MEANINGLESS" in html
+    scaling = json.loads((project / "metrics/scaling.json").read_text())
+    mt_bench = scaling["pairs"][0]["datasets"]["mt_bench"]
+    assert mt_bench["kind"] == "judge" and mt_bench["test"] != "unpaired_normal"  # paired on the judge's rows
+    assert "mt_bench" not in scaling["pairs"][0]["mean_accuracy_delta"]["datasets"]
+
+
 def test_the_console_shows_qwen_pipes_lines_only(project):
     """The cold run printed each stage's one line and none of the engines' own lines: vLLM's INFO and
     WARNING lines went to logs/<stage>.log, and the line says where."""
@@ -308,6 +338,7 @@ def test_sample_limit_change_reruns_only_that_dataset(project):
             "generate@tiny_large-balanced",
             "score@tiny_small-balanced-humaneval",
             "score@tiny_large-balanced-humaneval",
+            "judge",  # reads data/generations, which changed; every judgment comes from its cache (below)
             "scale",
             "analyze",
             "report",
@@ -316,6 +347,8 @@ def test_sample_limit_change_reruns_only_that_dataset(project):
     ), ran
     meta = generation_meta(project, "tiny_small", "humaneval")
     assert meta["cache"] == {"hits": 20, "misses": 4, "ignored_corrupt": 0}
+    judge_info = json.loads((project / "data/judge_info/tiny_small/balanced/mt_bench.run.json").read_text())
+    assert judge_info["cache"]["misses"] == 0 and judge_info["cache"]["hits"] > 0  # no judge call, no load
     keys = {key.split(".")[0] for cell in changed.values() for key in cell}
     assert {f"metrics/eval/{m}/balanced/humaneval.json" for m in MODELS} == {
         p.replace(os.sep, "/") for p in changed

@@ -1,7 +1,8 @@
-"""Any OpenAI-compatible completions server (e.g. `vllm serve` on other hosts, for scale-out).
+"""Any OpenAI-compatible server (e.g. `vllm serve` on other hosts, for scale-out, or an API judge).
 
-Prompts are already rendered through the chat template, so the plain /completions endpoint is used;
-log-likelihoods come from `echo` + `logprobs`, which vLLM's server implements.
+api="completions" (the default): prompts are already rendered through the chat template, so the plain
+/completions endpoint is used; log-likelihoods come from `echo` + `logprobs`, which vLLM's server implements.
+api="chat": each prompt is the chat messages as a JSON list, posted to /chat/completions (no log-likelihoods).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from qwen_pipe.models.spec import ModelSpec
 
 RETRIES = 4
+APIS = ("completions", "chat")
+ROLES = ("system", "user", "assistant")
 
 
 @register_engine("openai", in_process=True)  # HTTP requests only: nothing in it can crash the interpreter
@@ -41,7 +44,10 @@ class OpenAIEngine:
         api_key_env: str,
         concurrency: int = 16,
         timeout_s: float = 600,
+        api: str = "completions",
     ):
+        if api not in APIS:
+            raise QwenPipeError(f"unknown OpenAI API {api!r}", "use completions or chat")
         if not base_url:
             raise QwenPipeError(
                 "the openai engine needs a server address", "set engine.base_url (e.g. http://host:8000/v1)"
@@ -51,12 +57,13 @@ class OpenAIEngine:
         self._api_key = os.environ.get(api_key_env, "")
         self.concurrency = concurrency
         self.timeout_s = timeout_s
+        self.api = api
         # The key is never part of info: info is written into every result and report.
         self.info = EngineInfo(
             engine="openai",
             version="v1",
             model=model,
-            args={"base_url": self.base_url, "concurrency": concurrency},
+            args={"base_url": self.base_url, "concurrency": concurrency, "api": api},
         )
 
     @classmethod
@@ -77,13 +84,13 @@ class OpenAIEngine:
         # the server's own arguments are out of sight: the address stands for them
         return {"base_url": engine_params.base_url}
 
-    def _post(self, body: dict) -> dict:
+    def _post(self, path: str, body: dict) -> dict:
         data = json.dumps({"model": self.model, **body}).encode()
         headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         for attempt in range(RETRIES):
-            request = urllib.request.Request(f"{self.base_url}/completions", data=data, headers=headers)
+            request = urllib.request.Request(f"{self.base_url}/{path}", data=data, headers=headers)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                     return json.loads(response.read())
@@ -108,10 +115,15 @@ class OpenAIEngine:
             return list(pool.map(function, items))
 
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
-        def one(request: GenerationRequest) -> Generation:
+        chat = self.api == "chat"
+        # every prompt is checked before any request is sent
+        inputs = [{"messages": chat_messages(r.prompt)} if chat else {"prompt": r.prompt} for r in requests]
+
+        def one(item: tuple[GenerationRequest, dict]) -> Generation:
+            request, given = item
             s = request.sampling
             body = {
-                "prompt": request.prompt,
+                **given,
                 "max_tokens": s.max_new_tokens,
                 "temperature": s.temperature,
                 "top_p": s.top_p,
@@ -125,19 +137,26 @@ class OpenAIEngine:
             if s.ignore_eos:
                 body["ignore_eos"] = True  # a vLLM extension
             started = time.perf_counter()
-            answer = self._post(body)
+            answer = self._post("chat/completions" if chat else "completions", body)
             choice, usage = answer["choices"][0], answer.get("usage") or {}
+            text = (choice.get("message") or {}).get("content") if chat else choice.get("text")
             return Generation(
-                text=choice.get("text", ""),
+                text=text or "",
                 prompt_tokens=int(usage.get("prompt_tokens", 0)),
                 output_tokens=int(usage.get("completion_tokens", 0)),
                 finish_reason=str(choice.get("finish_reason")),
                 seconds=time.perf_counter() - started,
             )
 
-        return self._map(one, requests)
+        return self._map(one, list(zip(requests, inputs, strict=True)))
 
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[Loglikelihood]:
+        if self.api == "chat":
+            raise QwenPipeError(
+                "the chat API gives no log-likelihoods",
+                "use api completions (a vLLM server) for multiple-choice tasks",
+            )
+
         def one(request: LoglikelihoodRequest) -> Loglikelihood:
             body = {
                 "prompt": request.context + request.continuation,
@@ -146,7 +165,7 @@ class OpenAIEngine:
                 "echo": True,
                 "logprobs": 1,
             }
-            logprobs = self._post(body)["choices"][0]["logprobs"]
+            logprobs = self._post("completions", body)["choices"][0]["logprobs"]
             start = len(request.context)
             total, greedy, count = 0.0, True, 0
             for offset, token, logprob, top in zip(
@@ -167,3 +186,29 @@ class OpenAIEngine:
 
     def close(self) -> None:
         pass
+
+
+def chat_messages(prompt: str) -> list[dict]:
+    """The chat messages a chat-mode prompt holds: a JSON list of {"role", "content"} objects."""
+    fix = 'pass json.dumps([{"role": "system" | "user" | "assistant", "content": "..."}, ...]) as the prompt'
+    try:
+        messages = json.loads(prompt)
+    except (TypeError, ValueError):
+        messages = None
+    if not isinstance(messages, list) or not messages:
+        raise QwenPipeError(
+            f"chat API requests need the messages as a JSON list, got {str(prompt)[:60]!r}", fix
+        )
+    for message in messages:
+        if (
+            not isinstance(message, dict)
+            or set(message) != {"role", "content"}
+            or message["role"] not in ROLES
+            or not isinstance(message["content"], str)
+        ):
+            raise QwenPipeError(
+                f"chat API requests need the messages as a JSON list of role/content objects, "
+                f"got {str(message)[:60]!r}",
+                fix,
+            )
+    return messages

@@ -26,7 +26,12 @@ from qwen_pipe.errors import QwenPipeError, unknown_name
 from qwen_pipe.models.spec import ModelSpec
 
 CHUNK = 256  # requests per call for engines that cannot stream results
-NOT_ENGINES = {"base", "registry", "tokens"}  # modules of this package that define no engine
+NOT_ENGINES = {
+    "base",
+    "registry",
+    "response_cache",
+    "tokens",
+}  # modules of this package that define no engine
 
 
 class EngineClass(Protocol):

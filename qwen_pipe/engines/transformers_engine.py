@@ -179,16 +179,18 @@ class TransformersEngine:
             ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=self.device)
             mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=self.device)
             with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-            logprobs = torch.log_softmax(logits, dim=-1)
-            for row, index in enumerate(batch):
-                ctx, cont = splits[index]
-                positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1, device=self.device)
-                targets = torch.tensor(cont, device=self.device)
-                scores = logprobs[row, positions]
-                total = float(scores.gather(1, targets[:, None]).sum())
-                greedy = bool((scores.argmax(dim=-1) == targets).all())
-                results[index] = Loglikelihood(total, greedy, len(cont))
+                # the output head on the continuation positions only: logits for every position of a batch
+                # (rows x tokens x a 152k vocabulary) would take tens of GB at judge-prompt lengths
+                hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+                head = self.model.get_output_embeddings()
+                for row, index in enumerate(batch):
+                    ctx, cont = splits[index]
+                    positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1, device=self.device)
+                    targets = torch.tensor(cont, device=self.device)
+                    scores = torch.log_softmax(head(hidden[row, positions]).float(), dim=-1)
+                    total = float(scores.gather(1, targets[:, None]).sum())
+                    greedy = bool((scores.argmax(dim=-1) == targets).all())
+                    results[index] = Loglikelihood(total, greedy, len(cont))
         return [r for r in results if r is not None]
 
     def close(self) -> None:

@@ -23,6 +23,9 @@ TASKS: tuple[str, ...] = tuple(
     )
 )
 FORMATS = ("letters",)  # answer formats besides a task's own
+# The datasets an LLM judge scores (their tasks are JudgedTask; tests/test_judge.py proves the two agree):
+# params can ask for a judge without importing a task.
+JUDGED = ("arena_hard", "mt_bench")
 
 
 def task_names() -> list[str]:

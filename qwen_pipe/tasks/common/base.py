@@ -186,6 +186,40 @@ class GenerationTask(Task):
         return None
 
 
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One judgment an LLM judge makes of a sample's answers."""
+
+    key: str  # which judgment of the sample: "turn_1", "game_2", ...
+    prompt: str  # the judge prompt's name (FastChat's, Arena-Hard's)
+    messages: tuple[Message, ...]  # the judge's conversation (system prompt, filled template)
+    verdict: Literal["rating", "pairwise"]  # how its reply is read (scoring/judge.py PARSERS)
+
+
+class JudgedTask(GenerationTask):
+    """A generation task whose score comes from an LLM judge (the judge stage), not from `score`.
+
+    `score` only records completeness (every turn answered); the judge stage asks `judge_requests` of every
+    sample's answers, reads each reply as the request's `verdict` says, and `judge_scores` turns one
+    sample's verdicts (None: the judgment failed) into its metrics; `judge_aggregate` makes the cell's."""
+
+    judge_metric: ClassVar[str]  # the primary metric once judged
+    judge_scale: ClassVar[tuple[float, float]]  # its range (MT-Bench 1-10, a win rate 0-1)
+    judge_max_new_tokens: ClassVar[int]  # the published judge's output budget
+    judge_setting: ClassVar[str]  # one line: the published judging this reproduces (docs, report)
+
+    @abstractmethod
+    def judge_requests(self, sample: dict, answers: Sequence[str]) -> list[JudgeRequest]: ...
+
+    @abstractmethod
+    def judge_scores(self, sample: dict, verdicts: dict[str, float | str | None]) -> dict[str, float]:
+        """The sample's metrics from its verdicts by request key; a metric without a verdict is left out."""
+
+    @abstractmethod
+    def judge_aggregate(self, samples: Sequence[dict], scores: Sequence[dict[str, float]]) -> dict:
+        """{"score", "stderr", "ci_low", "ci_high", "n", "metrics": {name: {value, stderr, n, ...}}}."""
+
+
 class LoglikelihoodTask(Task):
     """A task scored by comparing the log-likelihood the model gives each continuation."""
 
