@@ -19,7 +19,7 @@ def test_switch_to_h100_and_back(tmp_path):
     done = qwen_pipe("profile", "h100", "--params", str(params))
     assert done.returncode == 0, done.stderr
     h100 = load_params(params)
-    assert h100.profile == "h100" and h100.run.models == TWELVE and len(h100.run.datasets) == 19
+    assert h100.profile == "h100" and h100.run.models == TWELVE and len(h100.run.datasets) == 18
     # a named local judge, the published protocol of reading its judgment (docs/judge.md)
     assert (h100.judge.model, h100.judge.engine, h100.judge.verdict) == ("qwen3_14b", "vllm", "generate")
     assert h100.judge.max_new_tokens is None and h100.judge.preset == "long_context"
