@@ -270,6 +270,11 @@ class Params(Strict):
             return
         if not judge.api_judge and judge.model not in known_models:
             raise unknown_name("judge model", judge.model, known_models)
+        if not judge.api_judge and not self.model(judge.model).chat:
+            raise QwenPipeError(
+                f"judge.model {judge.model} is a base model: a judge needs a chat template",
+                "name a post-trained (chat) model as judge.model",
+            )
         if judge.engine != "openai" and judge.preset not in self.presets:
             raise unknown_name("judge preset", judge.preset, list(self.presets))
         if judge.engine == "openai" and not judge.base_url:

@@ -42,6 +42,7 @@ from qwen_pipe.engines.base import (
     SamplingParams,
 )
 from qwen_pipe.engines.response_cache import ResponseCache, answer_all
+from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.io import read_json, read_jsonl, write_json, write_jsonl
 from qwen_pipe.prompting import PromptRenderer
 from qwen_pipe.provenance import provenance
@@ -104,11 +105,6 @@ def judge_of(params: Params) -> Judge:
         where = f"the chat API at {settings.base_url}"
         return Judge(settings.model, "openai", identity, True, False, f"{settings.model} ({where})")
     spec = params.model(settings.model)
-    if not spec.chat:
-        raise _error(
-            f"judge.model {settings.model} is a base model: a judge needs a chat template",
-            "name a post-trained (chat) model as judge.model",
-        )
     preset = params.preset_for(spec.name, settings.preset)
     engine_params = _engine_params(params)
     identity = {
@@ -154,15 +150,9 @@ def load_judge_engine(params: Params) -> Engine:
     return make_engine(judge.engine, spec, preset, _engine_params(params), seed=judge.seed)
 
 
-def _error(problem: str, fix: str):
-    from qwen_pipe.errors import QwenPipeError
-
-    return QwenPipeError(problem, fix)
-
-
 def _no_judge(params: Params):
     judged = [d for d in params.run.datasets if d in JUDGED]
-    return _error(
+    return QwenPipeError(
         f"no judge: run.datasets has {', '.join(judged) or 'no judged dataset'} and judge.model is not set",
         "name a judge under judge.model in params.yaml (see docs/judge.md)",
     )
@@ -424,7 +414,7 @@ def _run_jobs(params: Params, jobs: list[Job], judge: Judge, layout: JudgeLayout
         bar.close()
     if not outcome.ok:
         show_log_tail(log)
-        raise _error(
+        raise QwenPipeError(
             f"the judge failed: {outcome.failure['type']}: {outcome.failure['message']}",
             f"see the judge's log {log}",
         )
@@ -439,7 +429,7 @@ def _cell_work(params: Params, cell: Cell, answers: Layout, datasets_dir: Path) 
     meta = read_json(answers.meta(cell))
     if "failure" in meta:
         failure = meta["failure"]
-        raise _error(
+        raise QwenPipeError(
             f"no answers to judge: generation failed ({failure['error_type']})", "see the generate stage"
         )
     records, _ = read_dataset(datasets_dir, cell.dataset)
@@ -511,7 +501,9 @@ def _cell_result(params: Params, cell: Cell, work: dict, outcomes: list[dict]) -
     )
     if doc["status"] == "failed":
         doc["failure"] = failure_record(
-            "judge", cell, _error("no judgment gave a verdict", "see the judge's replies in data/judgments")
+            "judge",
+            cell,
+            QwenPipeError("no judgment gave a verdict", "see the judge's replies in data/judgments"),
         )
     return {"doc": doc, "rows": rows, "engine": work["engine"]}
 

@@ -10,14 +10,16 @@ measurement (`match`):
   prompts, which are not the published setting, like "lm-eval");
 - its dataset is the entry's, with the same shots, and for post-trained models the same thinking mode
   (base-model entries have thinking null and do not compare it);
+- for a judged benchmark (an entry with `judges`), the cell was judged by one of those judges: an MT-Bench
+  rating from another judge is another measurement;
 - it scored the whole published split: the metric's n equals the entry's `rows`. A `sample_limit` subset
   estimates the same number with a wider interval, but it is not the published result: it is not compared
   and the report counts it as a subset run.
 
 Each comparison gives the delta (measured - published) and its 95% interval (measured +/- 1.96 stderr,
 minus published); `outside` is true when the published number lies outside measured's 95% interval (a
-value exactly on the edge is inside). Entries with `not_compared` (EvalPlus, base MATH, Arena-Hard,
-MT-Bench) are data only: no qwen-pipe result is that number (published.yaml says why for each).
+value exactly on the edge is inside). Entries with `not_compared` (EvalPlus, base MATH, Arena-Hard) are
+data only: no qwen-pipe result is that number (published.yaml says why for each).
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class Published(BaseModel):
     scale: Literal["fraction", "mt_bench"]
     source: Source
     note: str | None = None
+    # a judged benchmark: the judge models (API names) whose scores are this measurement
+    judges: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Published:
@@ -178,6 +182,10 @@ def match(doc: dict, entries: Iterable[Published]) -> tuple[Published | None, st
     candidates = [e for e in candidates if e.thinking is None or e.thinking is doc.get("thinking")]
     if not candidates:
         return None, "other thinking mode"
+    judge = (doc.get("judge") or {}).get("model")
+    candidates = [e for e in candidates if e.judges is None or judge in e.judges]
+    if not candidates:
+        return None, "other judge"
     entry = candidates[0]  # load_published keeps (model, dataset, metric, setting) unique
     measured = _measured(doc, entry.metric or "")
     if measured is None:

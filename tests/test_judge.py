@@ -198,7 +198,9 @@ def test_win_rate_on_hand_made_verdicts():
     ]
     scores = [task.judge_scores({}, v) for v in verdicts]
     assert [s["win_rate"] for s in scores] == [1.0, 0.5, 0.0, 1.0]
-    doc = task.judge_aggregate([{}] * 4, scores)
+    doc = task.judge_aggregate([{"baseline_model": "gpt-4-0314"}] * 4, scores)
+    assert doc["baseline"] == "gpt-4-0314"
+    assert task.judge_aggregate(task.load_embedded(), scores[:3])["baseline"] == "qwen-pipe sample answers"
     # wins 5, ties 2, losses 2: (5 + 1) / 9
     assert doc["score"] == pytest.approx(6 / 9)
     assert doc["ci_low"] < doc["score"] < doc["ci_high"]
@@ -499,8 +501,8 @@ def test_a_bad_judge_setting_is_a_one_line_error(judge, message):
 
 
 def test_a_base_model_cannot_judge():
-    with pytest.raises(QwenPipeError, match="base model"):
-        judge_of(_params(model="qwen3_8b_base", engine="vllm", api="completions", base_url=None))
+    with pytest.raises(QwenPipeError, match="base model"):  # refused when params are read, before any stage
+        _params(model="qwen3_8b_base", engine="vllm", api="completions", base_url=None)
 
 
 def test_an_answer_that_carries_its_own_verdict_is_counted_and_the_prompt_too_long_is_a_failure(run_dir):

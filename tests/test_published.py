@@ -90,16 +90,20 @@ def test_every_entry_names_a_registry_model_a_task_its_metric_and_its_split():
             continue
         assert e.dataset in TASKS, e.label()
         task = task_class(e.dataset)
-        assert e.metric in task.metrics, e.label()
+        judged = getattr(task, "judge_metric", None)  # an LLM-judged task: its judge's metric
+        assert e.metric in (*task.metrics, judged), e.label()
+        assert (e.judges is not None) == (e.metric == judged), (
+            f"{e.label()}: a judged number names its judges"
+        )
         assert e.rows == task.source.rows, f"{e.label()}: the published split is the task's split"
 
 
-def test_evalplus_math_arena_hard_and_mt_bench_are_data_only():
+def test_evalplus_math_and_arena_hard_are_data_only():
     """Each has a reason and never becomes a comparison row, however close a result is."""
     entries = load_published()
     not_compared = {(e.benchmark, e.model) for e in entries if not e.compared}
     benchmarks = {b for b, _ in not_compared}
-    assert benchmarks == {"EvalPlus", "MATH", "Arena-Hard", "MT-Bench"}
+    assert benchmarks == {"EvalPlus", "MATH", "Arena-Hard"}
     assert all(e.compared for e in entries if e.benchmark not in benchmarks)
     mt = next(e for e in entries if e.benchmark == "MT-Bench" and e.model == "qwen_8b")
     assert (mt.value, mt.scale) == (6.39, "mt_bench")  # the raw 1-10 score, not a fraction
@@ -107,6 +111,25 @@ def test_evalplus_math_arena_hard_and_mt_bench_are_data_only():
     humaneval = _doc("qwen3_8b_base", "humaneval", score=0.6, stderr=0.04)
     math = _doc("qwen3_8b_base", "math500", score=0.6, stderr=0.02, shots=4)
     assert published_comparison([humaneval, math]) == []
+
+
+def _judged(judge: str, **fields) -> dict:
+    """Qwen-7B-Chat's MT-Bench cell under the qwen protocol, judged by `judge` (a merged eval document)."""
+    doc = {**_doc("qwen_8b", "gsm8k"), "dataset": "mt_bench", "primary_metric": "rating", "score": 6.5,
+           "stderr": 0.1, "n": 80, "metrics": {"rating": {"value": 6.5, "stderr": 0.1, "n": 80}},
+           "shots": 0, "thinking": False, "judge": {"model": judge}, "accuracy": False}  # fmt: skip
+    return {**doc, **fields}
+
+
+def test_mt_bench_is_compared_only_when_fastchats_gpt4_judged_it():
+    [row] = published_comparison([_judged("gpt-4-0613")])
+    assert (row["benchmark"], row["published"], row["measured"]) == ("MT-Bench", 6.39, 6.5)
+    assert row["delta"] == pytest.approx(0.11)
+    for judge in ("qwen3_14b", "gpt-4o", "tiny_large", None):  # another judge: another measurement
+        result = compare_published([_judged(judge)])
+        assert result.rows == [] and result.skipped == {"other judge": 1}, judge
+    subset = _judged("gpt-4", n=40, metrics={"rating": {"value": 6.5, "stderr": 0.1, "n": 40}})
+    assert compare_published([subset]).skipped == {"subset run": 1}
 
 
 def _reference_scores() -> Path:

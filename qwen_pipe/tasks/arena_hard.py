@@ -77,7 +77,9 @@ class ArenaHard(JudgedTask):
             for r in read_mirror_jsonl(root, self.source.mirror_files[1], ("question_id", "choices"))
         }
         return [
-            {**q, "baseline_answer": baseline[q["question_id"]]} if q["question_id"] in baseline else q
+            {**q, "baseline_answer": baseline[q["question_id"]], "baseline_model": BASELINE_MODEL}
+            if q["question_id"] in baseline
+            else q
             for q in questions
         ]
 
@@ -143,7 +145,8 @@ class ArenaHard(JudgedTask):
             "ci_low": overall["low"],
             "ci_high": overall["high"],
             "n": overall["n"],
-            "baseline": BASELINE_MODEL,
+            # whose answers the model was judged against (the embedded sample's are qwen-pipe's own)
+            "baseline": ", ".join(sorted({s.get("baseline_model", BASELINE_MODEL) for s in samples})),
             "metrics": {
                 "question_win_rate": per_question,
                 **{
