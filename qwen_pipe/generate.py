@@ -34,12 +34,10 @@ from qwen_pipe.console import (
 )
 from qwen_pipe.engines.base import (
     Engine,
-    Generation,
     GenerationRequest,
-    Loglikelihood,
     SamplingParams,
 )
-from qwen_pipe.engines.response_cache import Report, ResponseCache, answer_all
+from qwen_pipe.engines.response_cache import Report, ResponseCache, answer_generations, answer_loglikelihoods
 from qwen_pipe.io import file_sha256, write_json, write_jsonl
 from qwen_pipe.models.spec import ModelSpec
 from qwen_pipe.prompting import PromptRenderer, sha256_text
@@ -161,15 +159,7 @@ def _loglikelihood_records(
 ) -> list[dict]:
     per_sample = [task.loglikelihood_requests(s) for s in samples]
     flat = [r for requests in per_sample for r in requests]
-    answers, cached = answer_all(
-        flat,
-        cache,
-        cache.loglikelihood_key if cache else None,
-        engine.loglikelihood,
-        None,
-        lambda v: Loglikelihood(**v),
-        report,
-    )
+    answers, cached = answer_loglikelihoods(flat, cache, engine, report)
     position = iter(range(len(flat)))
     records = []
     for sample, requests in zip(samples, per_sample, strict=True):
@@ -218,15 +208,7 @@ def _generation_records(
             if own.temperature > 0:
                 own = replace(own, seed=request_seed(settings.seed, samples[i]["id"], turn, repeat))
             requests.append(GenerationRequest(text, own, gold))
-        answers, cached = answer_all(
-            requests,
-            cache,
-            cache.generation_key if cache else None,
-            engine.generate,
-            getattr(engine, "iter_generate", None),
-            lambda v: Generation(**v),
-            report,
-        )
+        answers, cached = answer_generations(requests, cache, engine, report)
         for c, request, answer, hit in zip(active, requests, answers, cached, strict=True):
             repeat = {"repeat": conversations[c][1]} if settings.repeats > 1 else {}
             answered[c].append(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 import traceback
 from collections.abc import Sequence
@@ -37,17 +38,17 @@ from qwen_pipe.engines.base import (
     Engine,
     Generation,
     GenerationRequest,
-    Loglikelihood,
     LoglikelihoodRequest,
     SamplingParams,
 )
-from qwen_pipe.engines.response_cache import ResponseCache, answer_all
+from qwen_pipe.engines.response_cache import ResponseCache, answer_generations, answer_loglikelihoods
 from qwen_pipe.errors import QwenPipeError
 from qwen_pipe.io import read_json, read_jsonl, write_json, write_jsonl
 from qwen_pipe.prompting import PromptRenderer
 from qwen_pipe.provenance import provenance
 from qwen_pipe.scoring.extract import strip_thinking
-from qwen_pipe.scoring.judge import CANDIDATES, FOLLOW_UPS, PARSERS, carries_verdict, repeat_spread
+from qwen_pipe.scoring.judge import CANDIDATES, FOLLOW_UPS, PARSERS, carries_verdict
+from qwen_pipe.scoring.stats import repeat_spread
 from qwen_pipe.tasks import JUDGED
 from qwen_pipe.tasks.common.base import JudgedTask, JudgeRequest, PromptStyle
 from qwen_pipe.tasks.common.registry import task_for
@@ -98,8 +99,10 @@ def judge_of(params: Params) -> Judge:
     from qwen_pipe.models.identity import model_identity
 
     settings = params.judge
-    if settings.model is None:
-        raise _no_judge(params)
+    if settings.model is None:  # params refuse this when a judged dataset is in the run
+        raise QwenPipeError(
+            "judge.model is not set", "name a judge under judge.model in params.yaml (docs/judge.md)"
+        )
     if settings.api_judge:
         identity = {"api": "chat", "model": settings.model, "base_url": settings.base_url}
         where = f"the chat API at {settings.base_url}"
@@ -148,14 +151,6 @@ def load_judge_engine(params: Params) -> Engine:
     spec = params.model(judge.model)
     preset = params.preset_for(spec.name, judge.preset)
     return make_engine(judge.engine, spec, preset, _engine_params(params), seed=judge.seed)
-
-
-def _no_judge(params: Params):
-    judged = [d for d in params.run.datasets if d in JUDGED]
-    return QwenPipeError(
-        f"no judge: run.datasets has {', '.join(judged) or 'no judged dataset'} and judge.model is not set",
-        "name a judge under judge.model in params.yaml (see docs/judge.md)",
-    )
 
 
 # --- the judgments of one run ----------------------------------------------------------------------------
@@ -207,15 +202,7 @@ def judge_replies(
             GenerationRequest(render(c, judge, renderer), job_sampling(params, job))
             for c, job in zip(conversations, picked, strict=True)
         ]
-        return answer_all(
-            requests,
-            cache,
-            cache.generation_key if cache else None,
-            engine.generate,
-            getattr(engine, "iter_generate", None),
-            lambda v: Generation(**v),
-            report,
-        )
+        return answer_generations(requests, cache, engine, report)
 
     first = [list(job.request.messages) for job in jobs]
     replies, cached = ask(first, list(jobs))
@@ -263,15 +250,7 @@ def _likeliest(jobs, judge: Judge, engine: Engine, cache, renderer, report) -> l
         options = CANDIDATES[job.request.verdict]
         spans.append((len(requests), options))
         requests += [LoglikelihoodRequest(context, option) for option in options]
-    answers, cached = answer_all(
-        requests,
-        cache,
-        cache.loglikelihood_key if cache else None,
-        engine.loglikelihood,
-        None,
-        lambda v: Loglikelihood(**v),
-        report,
-    )
+    answers, cached = answer_loglikelihoods(requests, cache, engine, report)
     outcomes = []
     for job, (start, options) in zip(jobs, spans, strict=True):
         scores = [answers[start + i].logprob for i in range(len(options))]
@@ -482,11 +461,9 @@ def _cell_result(params: Params, cell: Cell, work: dict, outcomes: list[dict]) -
             }
         )
     samples = [s for s, _ in work["samples"]]
-    summaries = [task.judge_aggregate(samples, scores) for scores in per_repeat]
-    median_rows = [row["metrics"] for row in rows]
-    doc = task.judge_aggregate(samples, median_rows)
+    doc = task.judge_aggregate(samples, [row["metrics"] for row in rows])  # per sample: the repeats' median
     if repeats > 1:
-        doc["repeats"] = repeat_spread([s["score"] for s in summaries])
+        doc["repeats"] = repeat_spread([task.judge_aggregate(samples, s)["score"] for s in per_repeat])
     doc.update(
         {
             "status": "ok" if doc["score"] is not None else "failed",
@@ -510,8 +487,6 @@ def _cell_result(params: Params, cell: Cell, work: dict, outcomes: list[dict]) -
 
 def _median_scores(repeat_scores: list[dict[str, float]]) -> dict[str, float]:
     """Per metric, the median over the repeats that gave it (one repeat: its own scores)."""
-    import statistics
-
     names = sorted({name for scores in repeat_scores for name in scores})
     return {name: float(statistics.median([s[name] for s in repeat_scores if name in s])) for name in names}
 

@@ -22,7 +22,7 @@ from qwen_pipe.io import read_json, read_jsonl, write_json, write_jsonl
 from qwen_pipe.protocols import DEFAULT_PROTOCOL
 from qwen_pipe.provenance import provenance
 from qwen_pipe.scoring.paired import score_interval
-from qwen_pipe.scoring.stats import rate
+from qwen_pipe.scoring.stats import rate, repeat_spread
 from qwen_pipe.tasks.common.base import PromptStyle, SampleScore, Task
 
 VOLATILE = ("seconds", "cached")  # response fields that do not change what a scorer sees
@@ -141,16 +141,6 @@ def _split(responses: list[dict], parts: int) -> list[list[dict]]:
         )
     size = len(responses) // parts
     return [responses[r * size : (r + 1) * size] for r in range(parts)]
-
-
-def repeat_spread(values: list[float | None]) -> dict:
-    """The primary metric of each repeat, their mean and sample standard deviation."""
-    present = [v for v in values if v is not None]
-    mean = sum(present) / len(present) if present else None
-    spread = None
-    if len(present) > 1 and mean is not None:
-        spread = (sum((v - mean) ** 2 for v in present) / (len(present) - 1)) ** 0.5
-    return {"n": len(values), "values": values, "mean": mean, "std": spread}
 
 
 def failed_requests(task: Task, rows: Sequence[dict], meta: dict) -> dict[str, int]:

@@ -229,7 +229,9 @@ def test_mt_bench_aggregates_hand_made_ratings_as_fastchat():
 
 
 def test_repeat_spread_is_the_median_and_half_range():
-    spread = scoring.repeat_spread([6.5, 6.9, 6.6])
+    from qwen_pipe.scoring.stats import repeat_spread
+
+    spread = repeat_spread([6.5, 6.9, 6.6])
     assert spread["median"] == 6.6
     assert spread["half_range"] == pytest.approx(0.2)
 

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from qwen_pipe.cache import ChunkStore, digest
-from qwen_pipe.engines.base import GenerationRequest, LoglikelihoodRequest
+from qwen_pipe.engines.base import Engine, Generation, GenerationRequest, Loglikelihood, LoglikelihoodRequest
 from qwen_pipe.engines.registry import CHUNK
 from qwen_pipe.protocols import DEFAULT_PROTOCOL
 
@@ -112,3 +112,26 @@ def answer_all(
     if cache:
         cache.flush()
     return answers, cached
+
+
+def answer_generations(
+    requests: list[GenerationRequest],
+    cache: ResponseCache | None,
+    engine: Engine,
+    report: Report | None = None,
+) -> tuple[list[Generation], list[bool]]:
+    """answer_all for generation requests (streamed where the engine can)."""
+    key = cache.generation_key if cache else None
+    stream = getattr(engine, "iter_generate", None)
+    return answer_all(requests, cache, key, engine.generate, stream, lambda v: Generation(**v), report)
+
+
+def answer_loglikelihoods(
+    requests: list[LoglikelihoodRequest],
+    cache: ResponseCache | None,
+    engine: Engine,
+    report: Report | None = None,
+) -> tuple[list[Loglikelihood], list[bool]]:
+    """answer_all for log-likelihood requests."""
+    key = cache.loglikelihood_key if cache else None
+    return answer_all(requests, cache, key, engine.loglikelihood, None, lambda v: Loglikelihood(**v), report)

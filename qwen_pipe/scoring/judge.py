@@ -16,9 +16,7 @@ Arena-Hard resamples battles; the point estimate is the same.
 from __future__ import annotations
 
 import ast
-import math
 import re
-import statistics
 from collections.abc import Sequence
 
 import numpy as np
@@ -120,17 +118,3 @@ def rating_summary(ratings: Sequence[float]) -> dict:
     else:
         stats["low"] = stats["high"] = None
     return stats
-
-
-def repeat_spread(values: Sequence[float]) -> dict:
-    """Each repeat's score, their median (the score reported) and spread (half the range, and the sample
-    standard deviation)."""
-    kept = [v for v in values if v is not None and not math.isnan(v)]
-    if not kept:
-        return {"values": list(values), "median": None, "half_range": None, "std": None}
-    return {
-        "values": list(values),
-        "median": statistics.median(kept),
-        "half_range": (max(kept) - min(kept)) / 2,
-        "std": statistics.stdev(kept) if len(kept) > 1 else None,
-    }

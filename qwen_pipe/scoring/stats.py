@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -64,3 +65,20 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def rate(count: int, total: int) -> float | None:
     """count / total, or None when there is nothing to divide by."""
     return count / total if total else None
+
+
+def repeat_spread(values: Sequence[float | None]) -> dict:
+    """A score measured several times (sampled repeats, repeated judgments): each value, their mean, median,
+    sample standard deviation and half range (None where undefined; missing values are left out)."""
+    present = [v for v in values if v is not None and not math.isnan(v)]
+    n = len(present)
+    mean = sum(present) / n if n else None
+    std = math.sqrt(sum((v - mean) ** 2 for v in present) / (n - 1)) if n > 1 else None
+    return {
+        "n": len(values),
+        "values": list(values),
+        "mean": mean,
+        "median": statistics.median(present) if n else None,
+        "std": std,
+        "half_range": (max(present) - min(present)) / 2 if n else None,
+    }
