@@ -63,13 +63,24 @@ test: install
 lint: install
 	ruff check . && ruff format --check . && hadolint Dockerfile
 
+# The GPU container (docs/docker.md). HF_CACHE: the host's Hugging Face cache, mounted at the image user's.
+# DOCKER_RUN_ARGS: anything more for `docker run` (e.g. another mount, `-e QWEN_PIPE_DATA_DIR=...`).
+HF_CACHE        ?= $(HOME)/.cache/huggingface
+DOCKER_RUN_ARGS ?=
+
 docker-build:
 	docker build -t $(IMAGE) .
 
+# As the host user (files written into the repo stay the host user's); HF_TOKEN passed through by name, so its
+# value is never on a command line or in the image. The cache folder is made first: one Docker creates is root's.
 docker-run: docker-build
-	docker run --rm --gpus all --ipc=host -v $(CURDIR):/workspace -w /workspace \
-		-e HF_TOKEN -v $(HOME)/.cache/huggingface:/root/.cache/huggingface $(IMAGE) \
-		bash -c "qwen-pipe profile h100 && dvc repro"
+	mkdir -p "$(HF_CACHE)"
+	docker run --rm --gpus all --ipc=host \
+		--user "$$(id -u):$$(id -g)" \
+		-v "$(CURDIR):/workspace" -w /workspace \
+		-v "$(HF_CACHE):/home/qwen/.cache/huggingface" \
+		-e HF_TOKEN $(DOCKER_RUN_ARGS) \
+		$(IMAGE) bash -c "qwen-pipe profile h100 && dvc repro"
 
 clean:
 	rm -rf .cache results

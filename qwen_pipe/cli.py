@@ -23,7 +23,10 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(no_args_is_help=True, help="The evaluation datasets.")
 
+cluster_app = typer.Typer(no_args_is_help=True, help="A Ray cluster for the engine work (docs/cluster.md).")
+
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(cluster_app, name="cluster")
 
 
 @app.callback()
@@ -256,6 +259,52 @@ def profile(
 
     changed = apply_profile(params_path, name)
     typer.echo(f"{params_path}: profile {name} ({', '.join(changed) or 'already active'})")
+
+
+@app.command()
+def plan(
+    profile_name: str | None = typer.Option(
+        None, "--profile", help="plan this profile's run (e.g. h100); params.yaml is read, never changed"
+    ),
+    gpus: int = typer.Option(1, "--gpus", help="GPUs the model x preset units are packed onto (wall time)"),
+    gpu_kind: str = typer.Option(
+        "h100", "--gpu-kind", help="whose default throughput where none was measured"
+    ),
+    output_fraction: float = typer.Option(
+        0.5,
+        "--output-fraction",
+        help="expected share of each request's output budget where none was measured",
+    ),
+    sample_limit: int | None = typer.Option(
+        None, "--sample-limit", help="every dataset limited to N samples"
+    ),
+    data_dir: Path | None = typer.Option(None, help="offline mirror folder (like ../shared/datasets)"),
+    measured: bool = typer.Option(
+        True, "--measured/--no-measured", help="use measured output means and throughput where there are some"
+    ),
+    params_path: Path = ParamsOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """A cost plan before the spend: prompt tokens counted from the data with each model's tokenizer, output
+    tokens from the budgets (or measured means), GPU-hours per model, per dataset and in total, and the wall
+    time on --gpus GPUs (docs/plan.md)."""
+    from qwen_pipe.plan import (
+        PlanOptions,
+        make_plan,
+        profile_params,
+        render_text,
+        source_records,
+        with_sample_limit,
+    )
+
+    options = PlanOptions(gpus=gpus, gpu_kind=gpu_kind, output_fraction=output_fraction, measured=measured)
+    options.check()  # bad numbers are a one-line error before any data is read
+    params = (
+        profile_params(params_path, profile_name) if profile_name is not None else load_params(params_path)
+    )
+    params = with_sample_limit(params, sample_limit)
+    result = make_plan(params, source_records(params, data_dir), options, label=profile_name)
+    typer.echo(json.dumps(result, indent=2) if as_json else render_text(result))
 
 
 @app.command("dvc-deps")
@@ -627,6 +676,34 @@ def diff(
             atomic_write_text(json_path, document)
     if result["regressions"]:
         raise typer.Exit(1)
+
+
+@cluster_app.command("run")
+def cluster_run_command(params_path: Path = ParamsOption) -> None:
+    """The run on the Ray cluster at cluster.address: every model x preset generates at once (one Ray task
+    each, with its tensor-parallel GPUs), every cell is scored, then `dvc repro` records it all."""
+    from qwen_pipe.fanout import cluster_run
+
+    code = cluster_run(load_params(params_path), typer.echo)
+    if code:
+        raise typer.Exit(code)
+
+
+@cluster_app.command("status")
+def cluster_status(params_path: Path = ParamsOption, as_json: bool = JsonOption) -> None:
+    """The nodes of the cluster at cluster.address, with their CPUs and GPUs."""
+    from qwen_pipe.cluster import nodes
+
+    params = load_params(params_path)
+    if not params.cluster.address:
+        raise QwenPipeError(
+            "cluster.address is not set", "set cluster.address in params.yaml (auto, or ray://host:10001)"
+        )
+    found = nodes(params.cluster)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    _print_table(["node", "CPUs", "GPUs"], [[n["node"], n["cpus"], n["gpus"]] for n in found])
 
 
 def _register_score_code() -> None:

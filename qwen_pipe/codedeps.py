@@ -165,7 +165,8 @@ DVC_FILE = ROOT / "dvc.yaml"
 CODE_PREFIXES = ("stages/", f"{PACKAGE}/")
 # Stages that see task code only through the requests the fetch stage fingerprints
 # (tasks/common/requests.py): their deps name the datasets' folder (records + metadata) instead of the task modules.
-VIA_REQUESTS = {"generate": "data/datasets"}
+# The plan renders and counts the same requests (prompts, budgets, turns, log-likelihood pairs).
+VIA_REQUESTS = {"generate": "data/datasets", "plan": "data/datasets"}
 
 
 def _stage_body(definition: dict) -> tuple[dict, str | None]:

@@ -107,9 +107,13 @@ class Run(Strict):
 
 class EngineParams(Strict):
     name: str = "vllm"  # checked where engines are loaded (engines/registry.py), a layer above this one
-    base_url: str | None = None  # openai: e.g. http://host:8000/v1 (a `vllm serve` endpoint)
+    # openai: a server, e.g. http://host:8000/v1 (a `vllm serve` endpoint), or a list of servers of the
+    # same model, sent requests in turn (round-robin)
+    base_url: str | list[str] | None = None
     api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key itself)
-    concurrency: int = Field(16, gt=0)  # openai: requests in flight
+    concurrency: int = Field(16, gt=0)  # openai: requests in flight per server
+    timeout_s: float = Field(600.0, gt=0)  # openai: one request's wait for its answer
+    retry_s: float = Field(300.0, ge=0)  # openai: how long a request is retried on 429/5xx/no connection
     enforce_eager: bool | None = None  # None: the preset decides; true skips compilation (CPU runs, tests)
 
 
@@ -170,7 +174,8 @@ class JudgeParams(Strict):
     model: str | None = None
     engine: Literal["vllm", "transformers", "openai"] = "vllm"
     preset: str = "balanced"  # local engines: the preset the judge loads with
-    base_url: str | None = None  # openai: e.g. https://api.openai.com/v1 or http://judge-host:8000/v1
+    # openai: e.g. https://api.openai.com/v1 or http://judge-host:8000/v1 (or a list of servers, round-robin)
+    base_url: str | list[str] | None = None
     api: Literal["completions", "chat"] = "completions"  # openai: chat sends the messages (API judges)
     api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key itself)
     concurrency: int = Field(16, gt=0)  # openai: requests in flight
@@ -188,6 +193,15 @@ class JudgeParams(Strict):
     def api_judge(self) -> bool:
         """Judged through a chat API under its own name (no registry model, no chat template here)."""
         return self.engine == "openai" and self.api == "chat"
+
+
+class ClusterParams(Strict):
+    """A Ray cluster for the engine work (docs/cluster.md). It changes where work runs, never a result:
+    no stage depends on it, and results land in the same caches as on one machine."""
+
+    address: str | None = None  # auto | ray://host:10001 | host:6379; null: this machine only
+    max_retries: int = Field(3, ge=0)  # a unit whose worker died is run again this often
+    num_cpus: float = Field(1.0, gt=0)  # CPUs a unit holds (besides num_gpus = its tensor-parallel size)
 
 
 class ReadinessParams(Strict):
@@ -213,6 +227,7 @@ class Params(Strict):
     score: ScoreParams = ScoreParams()
     judge: JudgeParams = JudgeParams()
     readiness: ReadinessParams = ReadinessParams()
+    cluster: ClusterParams = ClusterParams()
     profiles: dict[str, dict] = {}
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

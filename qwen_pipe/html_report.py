@@ -4,9 +4,10 @@ sorts tables. No network: nothing is fetched from anywhere. Every number is read
 escaped, so a model name or an error message is text, never markup.
 
 The sections and their anchors, in order: summary, answers, readiness, insights, leaderboard, accuracy,
-cells, judge, scaling, presets, performance, cost, failures, validation. The analysis' `answers` link to
+cells, judge, scaling, presets, performance, cost, plan, failures, validation. The analysis' `answers` link to
 them (`anchor`). Without an analysis (None) the sections drawn from it are left out; a missing input
-otherwise gives a one-line note in its section; the judge section is left out when no cell was judged.
+otherwise gives a one-line note in its section; the judge section is left out when no cell was judged, the
+plan section when the plan stage has not run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import NamedTuple
 from qwen_pipe import plots
 from qwen_pipe.console import fmt
 from qwen_pipe.io import atomic_write_text
-from qwen_pipe.report import MAX_TRUNCATION_RATE, _truncations, failures
+from qwen_pipe.report import CPU_PLAN_NOTE, MAX_TRUNCATION_RATE, _truncations, failures
 from qwen_pipe.results import eval_documents
 
 HTML_REPORT = Path("reports/report.html")
@@ -48,6 +49,7 @@ def render_html(metrics: dict, analysis: dict | None, title: str = TITLE) -> str
         presets_section(analysis),
         performance_section(metrics),
         cost_section(metrics),
+        plan_section(metrics),
         failures_section(metrics, analysis),
         validation_section(metrics),
     ]
@@ -713,6 +715,62 @@ def cost_section(metrics: dict) -> Section:
     )
     figure = _figure(plots.cost_curves_svg(cost), "Wall seconds against prompts and against new tokens.")
     return Section("cost", title, _note(line) + figure)
+
+
+def plan_section(metrics: dict) -> Section | None:
+    """The run's cost plan (metrics/plan.json): GPU-hours per model x preset and in total, the wall time and
+    the assumptions; left out when the plan stage has not run."""
+    plan = metrics.get("plan")
+    if not plan or not plan.get("units"):
+        return None
+    total, wall = plan["total"], plan["wall"]
+    rows = [
+        [
+            u["model"],
+            u["preset"],
+            u["tensor_parallel_size"],
+            u["requests"],
+            u["prompt_tokens"],
+            u["output_tokens"],
+            u["output_from"],
+            u["throughput"]["source"],
+            u["gpu_hours"],
+        ]
+        for u in plan["units"]
+    ]
+    rows.append(
+        [
+            "total",
+            "",
+            None,
+            total["requests"],
+            total["prompt_tokens"],
+            total["output_tokens"],
+            "",
+            "",
+            total["gpu_hours"],
+        ]
+    )
+    header = [
+        "model",
+        "preset",
+        "TP",
+        "requests",
+        "prompt tokens",
+        "output tokens",
+        "output from",
+        "throughput from",
+        "GPU-h",
+    ]
+    line = (
+        f"{fmt(total['cells'])} cells, {fmt(total['gpu_hours'])} GPU-hours; {fmt(wall['hours'])} h of wall time on "
+        f"{wall['gpus']} GPU(s) (metrics/plan.json, docs/plan.md)."
+    )
+    if any("CPU" in u["throughput"]["source"] for u in plan["units"]):
+        line += CPU_PLAN_NOTE
+    assumptions = "".join(f"<li>{_e(a)}</li>" for a in plan.get("assumptions", []))
+    body = _note(line) + _table(header, rows, "plan") + f'<ul class="assumptions">{assumptions}</ul>'
+    return Section("plan", "Cost plan", body)
 
 
 def failures_section(metrics: dict, analysis: dict | None) -> Section:

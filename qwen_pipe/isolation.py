@@ -29,21 +29,21 @@ class Outcome:
 def _child(conn, target: Callable, args: tuple, log: Path | None, with_progress: bool) -> None:
     capture_output(log)
     kwargs = {"progress": lambda event: conn.send(("progress", event))} if with_progress else {}
+    conn.send(call_reporting(target, args, kwargs))
+
+
+def call_reporting(target: Callable, args: tuple, kwargs: dict) -> tuple[str, object]:
+    """("ok", what `target` returned) or ("error", {type, message, trace}): what a worker sends back."""
     try:
-        conn.send(("ok", target(*args, **kwargs)))
+        return "ok", target(*args, **kwargs)
     except QwenPipeError as error:
-        conn.send(("error", {"type": "QwenPipeError", "message": error.line(), "trace": None}))
+        return "error", {"type": "QwenPipeError", "message": error.line(), "trace": None}
     except BaseException as error:  # noqa: BLE001 - everything is reported to the parent
-        conn.send(
-            (
-                "error",
-                {
-                    "type": type(error).__name__,
-                    "message": str(error)[:500],
-                    "trace": traceback.format_exc()[-3000:],
-                },
-            )
-        )
+        return "error", {
+            "type": type(error).__name__,
+            "message": str(error)[:500],
+            "trace": traceback.format_exc()[-3000:],
+        }
 
 
 def _start_method() -> str:

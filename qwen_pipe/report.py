@@ -58,6 +58,7 @@ def render_markdown(metrics: dict, analysis: dict | None = None, title: str = "q
         sandbox_section(metrics),
         performance_matrix_section(metrics),
         cost_scaling_section(metrics),
+        plan_section(metrics),
         scaling_section(analysis),
         presets_section(analysis),
         stale_section(metrics),
@@ -697,3 +698,67 @@ def cost_scaling_section(metrics: dict, report_dir: Path = REPORT_DIR) -> list[s
     if cost.get("figure"):
         lines += [f"![cost scaling]({os.path.relpath(cost['figure'], report_dir)})", ""]
     return lines
+
+
+CPU_PLAN_NOTE = " Throughput measured on the CPU (coverage): those hours are this machine's, not a GPU's."
+
+
+def plan_section(metrics: dict) -> list[str]:
+    """The run's cost plan (metrics/plan.json, the plan stage): GPU-hours per model x preset and in total, the
+    wall time, and the assumptions behind them."""
+    plan = metrics.get("plan")
+    if not plan or not plan.get("units"):
+        return []
+    rows = [
+        [
+            u["model"],
+            u["preset"],
+            u["tensor_parallel_size"],
+            u["requests"],
+            u["prompt_tokens"],
+            u["output_tokens"],
+            u["output_from"],
+            u["throughput"]["source"],
+            u["gpu_hours"],
+        ]
+        for u in plan["units"]
+    ]
+    total, wall = plan["total"], plan["wall"]
+    rows.append(
+        [
+            "**total**",
+            "",
+            "",
+            total["requests"],
+            total["prompt_tokens"],
+            total["output_tokens"],
+            "",
+            "",
+            total["gpu_hours"],
+        ]
+    )
+    header = [
+        "model",
+        "preset",
+        "TP",
+        "requests",
+        "prompt tokens",
+        "output tokens",
+        "output from",
+        "throughput from",
+        "GPU-h",
+    ]
+    return [
+        "## Cost plan",
+        "",
+        f"What this run costs as the plan stage counts it (metrics/plan.json, docs/plan.md): {fmt(total['cells'])} "
+        f"cells, {fmt(total['gpu_hours'])} GPU-hours; {fmt(wall['hours'])} h of wall time on {wall['gpus']} GPU(s)."
+        + (CPU_PLAN_NOTE if any("CPU" in u["throughput"]["source"] for u in plan["units"]) else ""),
+        "",
+        *_table(header, rows),
+        "",
+        "Assumptions:",
+        "",
+        *(f"- {a}" for a in plan.get("assumptions", [])),
+        "",
+    ]

@@ -37,7 +37,7 @@ def load_metrics(
     they were: they are listed under `stale` and never counted or shown as results.
     """
     optional = {
-        name: root / f"{name}.json" for name in ("validate", "scaling", "performance", "cost_scaling")
+        name: root / f"{name}.json" for name in ("validate", "scaling", "performance", "cost_scaling", "plan")
     }
     evals = read_eval_tree(root / "eval", scores)
     judged = read_eval_tree(root / "judge", judge_info)

@@ -271,6 +271,24 @@ def score_and_write(
     return result, time.perf_counter() - started
 
 
+def score_pipeline_cell(params_data: dict, cell: Cell) -> tuple[dict, float]:
+    """The score stage's work for one cell of the pipeline (stages/score.py, or a Ray task: params as
+    plain data)."""
+    from qwen_pipe.cells import DATASETS_DIR, PIPELINE, read_dataset
+    from qwen_pipe.config import Params
+    from qwen_pipe.tasks.common.registry import task_for
+
+    params = Params.model_validate(params_data)
+    task = task_for(params, cell.dataset)
+    records, _ = read_dataset(DATASETS_DIR, cell.dataset)
+    if not PIPELINE.meta(cell).is_file():
+        raise QwenPipeError(
+            f"{PIPELINE.meta(cell)} not found",
+            f"run generate first: dvc repro generate@{cell.model}-{cell.preset}",
+        )
+    return score_and_write(task, records, PIPELINE, cell, params.score.flush_every)
+
+
 # What a cell's metrics file (DVC metrics: `dvc metrics diff` compares them across commits) holds: what was
 # measured. Everything else (what ran, how, where, cache counts, timings) goes to the run-info sidecar beside
 # the per-sample scores (Layout.run_info); `merge_run_info` puts the two back together for the report.

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", ("models",)),
     # `tasks` here is only the package's __init__: the table of dataset names that config checks against
     ("config", ("config", "profiles", "protocols", "tasks.__init__")),
-    ("engines, scoring, sandbox, sources", ("engines", "scoring", "sandbox", "sources")),
+    ("engines, scoring, sandbox, sources, cluster", ("engines", "scoring", "sandbox", "sources", "cluster")),
     (
         "tasks, measurement, prompts, figures, published numbers",
         ("tasks", "measure", "prompting", "plots", "published"),
@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "report",
         ),
     ),
-    ("commands", ("evaluate", "score_code", "taskdocs", "html_report", "diff", "cli")),
+    ("commands", ("evaluate", "score_code", "taskdocs", "html_report", "diff", "plan", "fanout", "cli")),
 ]
 STAGES = dict(LAYERS)["stages"]
 

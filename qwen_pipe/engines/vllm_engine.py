@@ -55,6 +55,11 @@ def configure_cpu_environment(cache_root: Path) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
+# "ray": vLLM spreads one model over several nodes with Ray as its distributed executor. Set by a cluster
+# unit wider than any node (qwen_pipe/cluster.py); where work runs, so not part of the output identity.
+EXECUTOR_ENV = "QWEN_PIPE_VLLM_EXECUTOR"
+
+
 def engine_args(spec: ModelSpec, preset: Preset, engine_params: EngineParams) -> dict:
     """The preset's vLLM arguments for this model, with engine.enforce_eager when params set it."""
     args = preset.engine_args(spec.architecture.max_position_embeddings)
@@ -88,6 +93,8 @@ class VLLMEngine:
                     dropped[key] = args.get(key)
                     args[key] = neutral
         args = {key: value for key, value in args.items() if value is not None}
+        if os.environ.get(EXECUTOR_ENV):
+            args["distributed_executor_backend"] = os.environ[EXECUTOR_ENV]
         try:
             import vllm
             from vllm import LLM
