@@ -388,7 +388,7 @@ def _run_jobs(params: Params, jobs: list[Job], judge: Judge, layout: JudgeLayout
     args = (params.model_dump(by_alias=True), jobs, judge, layout.cache)
     try:
         if params.cluster.address:  # a Ray task on a node with the GPUs (cluster.py)
-            gpus = params.preset_for(judge.model, judge.preset).tensor_parallel_size
+            gpus = params.preset_for(params.judge.model, params.judge.preset).tensor_parallel_size
             outcome = run_on_cluster(
                 _replies_in_child, *args, cluster=params.cluster, gpus=gpus, log=log, on_progress=bar
             )

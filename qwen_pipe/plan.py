@@ -90,7 +90,9 @@ class Throughput:
 
 
 @dataclass
-class Cell:
+class CellCost:
+    """What one model x preset x dataset costs."""
+
     model: str
     preset: str
     dataset: str
@@ -114,7 +116,7 @@ class Unit:
     tensor_parallel_size: int
     tokenizer: str
     throughput: Throughput
-    cells: list[Cell] = field(default_factory=list)
+    cells: list[CellCost] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -591,13 +593,13 @@ def _cell(
     tokenizer: Tokenizer,
     counter: Counter,
     options: PlanOptions,
-) -> Cell:
+) -> CellCost:
     preset = params.preset_for(spec.name, preset_name)
     limit = min(preset.max_model_len, spec.architecture.max_position_embeddings)  # as the engine caps it
     if isinstance(task, LoglikelihoodTask):
         counted = counter.loglikelihood(tokenizer, task, samples)
         fits = [t for t in counted.tokens if t < limit]
-        return Cell(
+        return CellCost(
             spec.name,
             preset_name,
             task.name,
@@ -640,7 +642,7 @@ def _cell(
         source = f"budget x {options.output_fraction:g}"
         if isinstance(measured, str):
             source += f" (a measured run is not used: {measured})"
-    return Cell(
+    return CellCost(
         spec.name,
         preset_name,
         task.name,
@@ -705,7 +707,7 @@ def assumptions(options: PlanOptions) -> list[str]:
     ]
 
 
-def _sum(cells: Sequence[Cell]) -> dict:
+def _sum(cells: Sequence[CellCost]) -> dict:
     return {
         "requests": sum(c.requests for c in cells),
         "prompt_tokens": sum(c.prompt_tokens for c in cells),
@@ -715,7 +717,7 @@ def _sum(cells: Sequence[Cell]) -> dict:
     }
 
 
-def _output_from(cells: Sequence[Cell]) -> str:
+def _output_from(cells: Sequence[CellCost]) -> str:
     generated = [c for c in cells if c.mode != "log-likelihood"]
     if not generated:
         return "none (prefill only)"
@@ -792,7 +794,7 @@ def _document(
     }
 
 
-def _kind(cells: Sequence[Cell]) -> str:
+def _kind(cells: Sequence[CellCost]) -> str:
     return "log-likelihood" if cells and cells[0].mode == "log-likelihood" else "generation"
 
 

@@ -26,6 +26,7 @@ from qwen_pipe.errors import QwenPipeError
 from support import ROOT, qwen_pipe, require_dev_extra
 
 DATASETS = ["arc_easy", "gsm8k"]  # a log-likelihood dataset, then a generation one
+JUDGED = ["mt_bench"]  # judged by tiny_small (log-likelihood verdicts) after generation
 PRESETS = ["balanced", "performance"]  # two units of one model
 
 
@@ -141,14 +142,19 @@ def ray_cluster():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _params(address: str | None) -> Params:
+def _params(address: str | None, datasets: list[str] = DATASETS) -> Params:
     params = load_params(ROOT / "params.yaml")
     data = params.model_dump(by_alias=True)
-    data["run"] = {**data["run"], "models": ["tiny_small"], "datasets": DATASETS}
+    data["run"] = {**data["run"], "models": ["tiny_small"], "datasets": datasets}
     data["engine"] = {**data["engine"], "name": "transformers"}
     data["generate"] = {**data["generate"], "presets": PRESETS, "max_new_tokens": 12, "flush_every": 1}
-    data["tasks"] = {name: {"sample_limit": 3} for name in DATASETS}
-    data["judge"] = {**data["judge"], "model": None}
+    data["tasks"] = {name: {"sample_limit": 2 if name in JUDGED else 3} for name in datasets}
+    data["judge"] = {
+        **data["judge"],
+        "model": "tiny_small",
+        "engine": "transformers",
+        "verdict": "likelihood",
+    }
     data["cluster"] = {"address": address, "max_retries": 2, "num_cpus": 1}
     return Params.model_validate(data)
 
@@ -159,7 +165,7 @@ def _workspace(folder: Path, tiny_model_dir: Path, params: Params) -> Path:
     from qwen_pipe.tasks.common.registry import task_for
     from qwen_pipe.tasks.common.requests import requests_summary
 
-    for name in DATASETS:
+    for name in params.run.datasets:
         task = task_for(params, name)
         records, info = load_records(task, "embedded", None)
         info.requests = requests_summary(task, records)
@@ -181,10 +187,11 @@ class InFolder:
 
 
 def _sequential(params: Params) -> None:
-    """The generate and score stages one after the other, as `dvc repro` runs them on one machine (the
-    engine in this process: the same code its child would run, without a child's start-up)."""
+    """The generate, score and judge stages one after the other, as `dvc repro` runs them on one machine
+    (the engines in this process: the same code their children would run, without a child's start-up)."""
     from qwen_pipe.engines import registry
     from qwen_pipe.generate import generate_pipeline_cells
+    from qwen_pipe.judge import judge_pipeline
     from qwen_pipe.score import score_pipeline_cell
 
     with pytest.MonkeyPatch.context() as patch:
@@ -192,8 +199,10 @@ def _sequential(params: Params) -> None:
         for preset in PRESETS:
             outcomes = generate_pipeline_cells(params, "tiny_small", preset)
             assert not [o for o in outcomes.values() if "failure" in o], outcomes
-            for name in DATASETS:
+            for name in params.run.datasets:
                 score_pipeline_cell(params.model_dump(by_alias=True), Cell("tiny_small", preset, name))
+        judged = judge_pipeline(params)
+        assert not [r for r in judged.values() if "failure" in r], judged
 
 
 def _tree(root: Path) -> dict[str, object]:
@@ -215,9 +224,10 @@ def _records(path: Path) -> list[list[dict]]:
 
 @pytest.fixture(scope="module")
 def sequential_run(tiny_model_dir, tmp_path_factory) -> Path:
-    folder = _workspace(tmp_path_factory.mktemp("sequential"), tiny_model_dir, _params(None))
+    params = _params(None, DATASETS + JUDGED)
+    folder = _workspace(tmp_path_factory.mktemp("sequential"), tiny_model_dir, params)
     with InFolder(folder):
-        _sequential(_params(None))
+        _sequential(params)
     return folder
 
 
@@ -226,8 +236,10 @@ def test_fan_out_gives_the_sequential_metrics_and_leaves_the_stages_nothing_to_d
     ray_cluster, sequential_run, tiny_model_dir, tmp_path
 ):
     from qwen_pipe.fanout import fan_out_generation, fan_out_scoring
+    from qwen_pipe.generate import generate_pipeline_cells
+    from qwen_pipe.judge import judge_pipeline
 
-    params = _params(ray_cluster)
+    params = _params(ray_cluster, DATASETS + JUDGED)
     folder = _workspace(tmp_path, tiny_model_dir, params)
     lines: list[str] = []
     with InFolder(folder):
@@ -237,18 +249,21 @@ def test_fan_out_gives_the_sequential_metrics_and_leaves_the_stages_nothing_to_d
         assert not [line for line in lines if "FAILED" in line], lines
         logs = {p: Path(f"logs/generate@tiny_small-{p}.log").read_text() for p in PRESETS}
         assert all(log.count("qwen-pipe: unit started") == 1 for log in logs.values()), logs
+        judged = judge_pipeline(params)  # the judge stage: its one unit on the cluster
+        assert not [r for r in judged.values() if "failure" in r], judged
+        assert Path("logs/judge.log").read_text().count("qwen-pipe: unit started") == 1
         # what `dvc repro` runs next: every generate stage keeps its files, every score comes from the cache
-        from qwen_pipe.generate import generate_pipeline_cells
-
         for preset in PRESETS:
             kept = generate_pipeline_cells(params, "tiny_small", preset)
             assert all(o.get("up_to_date") for o in kept.values()), kept
         scored = _files(Path("data/cache/scores"))
         _sequential(params)
         assert _files(Path("data/cache/scores")) == scored  # nothing scored again: all from the score cache
-    assert _tree(folder / "metrics" / "eval") == _tree(sequential_run / "metrics" / "eval")
+    for metrics in ("metrics/eval", "metrics/judge"):
+        assert _tree(folder / metrics) == _tree(sequential_run / metrics)
+    assert _tree(folder / "metrics/judge"), "nothing was judged"
     for preset in PRESETS:
-        for name in DATASETS:
+        for name in DATASETS + JUDGED:
             cell = Cell("tiny_small", preset, name)
             here, there = folder / PIPELINE.generation(cell), sequential_run / PIPELINE.generation(cell)
             assert _records(here) == _records(there)
