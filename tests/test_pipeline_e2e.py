@@ -341,6 +341,7 @@ def test_sample_limit_change_reruns_only_that_dataset(project):
             "judge",  # reads data/generations, which changed; every judgment comes from its cache (below)
             "scale",
             "analyze",
+            "plan",  # the run's cost: 4 more humaneval samples to count
             "report",
             "readiness",
         }
