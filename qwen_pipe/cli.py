@@ -288,14 +288,8 @@ def plan(
     """A cost plan before the spend: prompt tokens counted from the data with each model's tokenizer, output
     tokens from the budgets (or measured means), GPU-hours per model, per dataset and in total, and the wall
     time on --gpus GPUs (docs/plan.md)."""
-    from qwen_pipe.plan import (
-        PlanOptions,
-        make_plan,
-        profile_params,
-        render_text,
-        source_records,
-        with_sample_limit,
-    )
+    from qwen_pipe.plan import PlanOptions, make_plan, render_text, source_records, with_sample_limit
+    from qwen_pipe.profiles import profile_params
 
     options = PlanOptions(gpus=gpus, gpu_kind=gpu_kind, output_fraction=output_fraction, measured=measured)
     options.check()  # bad numbers are a one-line error before any data is read

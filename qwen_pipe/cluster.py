@@ -25,7 +25,7 @@ from pathlib import Path
 from qwen_pipe.config import ClusterParams
 from qwen_pipe.engines.vllm_engine import EXECUTOR_ENV
 from qwen_pipe.errors import QwenPipeError
-from qwen_pipe.isolation import Outcome, call_reporting
+from qwen_pipe.isolation import Outcome, call_reporting, run_isolated
 
 # Environment variables the units get from the driver (settings, never secrets: runtime_env is stored in
 # the cluster's control store). A node's own environment provides the rest (HF_TOKEN included).
@@ -141,6 +141,21 @@ def placement(gpus: int, node_gpus: list[float]) -> tuple[float, str | None]:
             "lower the preset's tensor_parallel_size or add nodes",
         )
     return 0, "ray"  # wider than a node: vLLM's Ray executor reserves the GPUs over several nodes
+
+
+def run_unit(
+    target: Callable,
+    *args,
+    cluster: ClusterParams,
+    gpus: int,
+    log: Path | None = None,
+    on_progress: Callable[[object | None], None] | None = None,
+) -> Outcome:
+    """A unit of engine work needing `gpus` GPUs: a Ray task when cluster.address is set, else a child
+    process of this one (isolation.run_isolated). Either way an Outcome, a crash a failure."""
+    if cluster.address:
+        return run_on_cluster(target, *args, cluster=cluster, gpus=gpus, log=log, on_progress=on_progress)
+    return run_isolated(target, *args, log=log, on_progress=on_progress)
 
 
 def run_on_cluster(

@@ -372,6 +372,11 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         raise QwenPipeError(
             f"{path} must hold a mapping of parameter groups", "see the README's params section"
         )
+    return params_from(raw, str(path))
+
+
+def params_from(raw: dict, source: str) -> Params:
+    """Params validated from a parsed document; every problem one line naming `source` and the fix."""
     try:
         return Params.model_validate(raw)
     except QwenPipeError:
@@ -381,5 +386,5 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         if isinstance(cause, QwenPipeError):
             raise cause from None
         raise QwenPipeError(
-            f"{path}: {_describe(error)}", "correct that value (see params.yaml comments)"
+            f"{source}: {_describe(error)}", "correct that value (see params.yaml comments)"
         ) from None

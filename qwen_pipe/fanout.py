@@ -58,6 +58,8 @@ def _in_parallel(jobs: dict, run: Callable, report: Callable) -> None:
                 result = future.result()
             except QwenPipeError as error:
                 result = error
+            except Exception as error:  # noqa: BLE001 - one unit's failure; the others are reported
+                result = QwenPipeError(f"{type(error).__name__}: {error}", "see the unit's log in logs/")
             report(futures[future], result)
 
 

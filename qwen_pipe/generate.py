@@ -465,9 +465,8 @@ def generate_isolated(
     names it; a failure shows the log's end on stderr. A live bar on stderr follows the requests as they
     finish.
     """
-    from qwen_pipe.cluster import run_on_cluster
+    from qwen_pipe.cluster import run_unit
     from qwen_pipe.engines.registry import in_process
-    from qwen_pipe.isolation import run_isolated
 
     inputs = cell_inputs(params, model, preset, engine_name, datasets)
     outcomes: dict[str, dict] = {}
@@ -485,14 +484,14 @@ def generate_isolated(
                 outcomes |= generate_model(data, model, preset, todo, layout, engine_name, inputs, bar)
             else:
                 log = start_log(log_name)
-                args = (data, model, preset, todo, layout, engine_name, inputs)
-                if params.cluster.address:  # a Ray task on a node with the GPUs (cluster.py)
-                    gpus = params.preset_for(model, preset).tensor_parallel_size
-                    outcome = run_on_cluster(
-                        _generate_in_child, *args, cluster=params.cluster, gpus=gpus, log=log, on_progress=bar
-                    )
-                else:
-                    outcome = run_isolated(_generate_in_child, *args, log=log, on_progress=bar)
+                outcome = run_unit(  # a child process, or a Ray task with cluster.address (cluster.py)
+                    _generate_in_child,
+                    *(data, model, preset, todo, layout, engine_name, inputs),
+                    cluster=params.cluster,
+                    gpus=params.preset_for(model, preset).tensor_parallel_size,
+                    log=log,
+                    on_progress=bar,
+                )
                 if outcome.ok:
                     outcomes |= outcome.value
                 else:

@@ -21,7 +21,14 @@ from typing import NamedTuple
 from qwen_pipe import plots
 from qwen_pipe.console import fmt
 from qwen_pipe.io import atomic_write_text
-from qwen_pipe.report import CPU_PLAN_NOTE, MAX_TRUNCATION_RATE, _truncations, failures
+from qwen_pipe.report import (
+    MAX_TRUNCATION_RATE,
+    PLAN_HEADER,
+    _truncations,
+    failures,
+    plan_headline,
+    plan_rows,
+)
 from qwen_pipe.results import eval_documents
 
 HTML_REPORT = Path("reports/report.html")
@@ -723,53 +730,9 @@ def plan_section(metrics: dict) -> Section | None:
     plan = metrics.get("plan")
     if not plan or not plan.get("units"):
         return None
-    total, wall = plan["total"], plan["wall"]
-    rows = [
-        [
-            u["model"],
-            u["preset"],
-            u["tensor_parallel_size"],
-            u["requests"],
-            u["prompt_tokens"],
-            u["output_tokens"],
-            u["output_from"],
-            u["throughput"]["source"],
-            u["gpu_hours"],
-        ]
-        for u in plan["units"]
-    ]
-    rows.append(
-        [
-            "total",
-            "",
-            None,
-            total["requests"],
-            total["prompt_tokens"],
-            total["output_tokens"],
-            "",
-            "",
-            total["gpu_hours"],
-        ]
-    )
-    header = [
-        "model",
-        "preset",
-        "TP",
-        "requests",
-        "prompt tokens",
-        "output tokens",
-        "output from",
-        "throughput from",
-        "GPU-h",
-    ]
-    line = (
-        f"{fmt(total['cells'])} cells, {fmt(total['gpu_hours'])} GPU-hours; {fmt(wall['hours'])} h of wall time on "
-        f"{wall['gpus']} GPU(s) (metrics/plan.json, docs/plan.md)."
-    )
-    if any("CPU" in u["throughput"]["source"] for u in plan["units"]):
-        line += CPU_PLAN_NOTE
     assumptions = "".join(f"<li>{_e(a)}</li>" for a in plan.get("assumptions", []))
-    body = _note(line) + _table(header, rows, "plan") + f'<ul class="assumptions">{assumptions}</ul>'
+    body = _note(plan_headline(plan)) + _table(PLAN_HEADER, plan_rows(plan), "plan")
+    body += f'<ul class="assumptions">{assumptions}</ul>'
     return Section("plan", "Cost plan", body)
 
 

@@ -105,9 +105,10 @@ def judge_of(params: Params) -> Judge:
             "judge.model is not set", "name a judge under judge.model in params.yaml (docs/judge.md)"
         )
     servers = fleet_identity(settings.base_url)
+    addresses = servers if isinstance(servers, str) else ", ".join(servers or [])
     if settings.api_judge:
         identity = {"api": "chat", "model": settings.model, "base_url": servers}
-        where = f"the chat API at {servers if isinstance(servers, str) else ', '.join(servers)}"
+        where = f"the chat API at {addresses}"
         return Judge(settings.model, "openai", identity, True, False, f"{settings.model} ({where})")
     spec = params.model(settings.model)
     preset = params.preset_for(spec.name, settings.preset)
@@ -117,10 +118,7 @@ def judge_of(params: Params) -> Judge:
         "hf_id": spec.hf_id,
         "engine": output_identity(settings.engine, spec, preset, engine_params),
     }
-    if settings.engine == "openai":
-        where = servers if isinstance(servers, str) else ", ".join(servers)
-    else:
-        where = f"preset {settings.preset}"
+    where = addresses if settings.engine == "openai" else f"preset {settings.preset}"
     if settings.verdict == "likelihood":
         identity["verdict"] = "likelihood"
         where += "; verdict by likelihood"
@@ -375,9 +373,8 @@ def judge_pipeline(
 
 
 def _run_jobs(params: Params, jobs: list[Job], judge: Judge, layout: JudgeLayout, engine: Engine | None):
-    from qwen_pipe.cluster import run_on_cluster
+    from qwen_pipe.cluster import run_unit
     from qwen_pipe.engines.registry import in_process
-    from qwen_pipe.isolation import run_isolated
 
     if not jobs:
         return [], {"hits": 0, "misses": 0}
@@ -385,15 +382,15 @@ def _run_jobs(params: Params, jobs: list[Job], judge: Judge, layout: JudgeLayout
         return replies(params, jobs, judge, layout.cache, engine)
     log = start_log("judge")
     bar = LiveBar(f"judge with {judge.model}")
-    args = (params.model_dump(by_alias=True), jobs, judge, layout.cache)
     try:
-        if params.cluster.address:  # a Ray task on a node with the GPUs (cluster.py)
-            gpus = params.preset_for(params.judge.model, params.judge.preset).tensor_parallel_size
-            outcome = run_on_cluster(
-                _replies_in_child, *args, cluster=params.cluster, gpus=gpus, log=log, on_progress=bar
-            )
-        else:
-            outcome = run_isolated(_replies_in_child, *args, log=log, on_progress=bar)
+        outcome = run_unit(  # a child process, or a Ray task with cluster.address (cluster.py)
+            _replies_in_child,
+            *(params.model_dump(by_alias=True), jobs, judge, layout.cache),
+            cluster=params.cluster,
+            gpus=params.preset_for(params.judge.model, params.judge.preset).tensor_parallel_size,
+            log=log,
+            on_progress=bar,
+        )
     finally:
         bar.close()
     if not outcome.ok:

@@ -127,38 +127,7 @@ class Unit:
         return self.seconds * self.tensor_parallel_size / 3600
 
 
-# --- params of a profile, without writing params.yaml -------------------------------------------------
-
-
-def profile_params(path: Path, name: str) -> Params:
-    """params.yaml with profile `name` applied in memory (as `qwen-pipe profile` would write it); the file
-    is read, never written."""
-    import yaml
-    from pydantic import ValidationError
-
-    from qwen_pipe.config import load_params
-    from qwen_pipe.profiles import _merge, profiles
-
-    load_params(path)  # the file's own problems first, as every command reports them
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    known = profiles(document)
-    if name not in known:
-        raise unknown_name("profile", name, list(known))
-    _merge(document, json.loads(json.dumps(known[name])), "", [])  # plain values, not ruamel's nodes
-    document["profile"] = name
-    try:
-        return Params.model_validate(document)
-    except QwenPipeError as error:
-        raise QwenPipeError(f"profile {name}: {error.problem}", error.fix) from None
-    except ValidationError as error:
-        first = error.errors()[0]
-        cause = first.get("ctx", {}).get("error")
-        if isinstance(cause, QwenPipeError):
-            raise QwenPipeError(f"profile {name}: {cause.problem}", cause.fix) from None
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise QwenPipeError(
-            f"profile {name} makes params invalid: {where}: {first['msg']}", "fix the profile"
-        ) from None
+# --- params ----------------------------------------------------------------------------------------------
 
 
 def with_sample_limit(params: Params, limit: int | None) -> Params:

@@ -6,9 +6,14 @@ The shipped ones are in profiles.yaml beside this module; a `profiles:` block in
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qwen_pipe.errors import QwenPipeError, unknown_name
+
+if TYPE_CHECKING:
+    from qwen_pipe.config import Params
 
 SHIPPED = Path(__file__).with_name("profiles.yaml")
 
@@ -64,3 +69,23 @@ def apply_profile(path: Path, name: str) -> list[str]:
             f"profile {name} makes params.yaml invalid: {error.line()}", "fix the profile"
         ) from None
     return changed
+
+
+def profile_params(path: Path, name: str) -> Params:
+    """params.yaml with profile `name` applied in memory, as `apply_profile` would write it; the file is
+    read, never written."""
+    import yaml
+
+    from qwen_pipe.config import load_params, params_from
+
+    load_params(path)  # the file's own problems first, as every command reports them
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    known = profiles(document)
+    if name not in known:
+        raise unknown_name("profile", name, list(known))
+    _merge(document, json.loads(json.dumps(known[name])), "", [])  # plain values, not ruamel's nodes
+    document["profile"] = name
+    try:
+        return params_from(document, f"profile {name}")
+    except QwenPipeError as error:
+        raise QwenPipeError(f"profile {name} makes params invalid: {error.problem}", error.fix) from None

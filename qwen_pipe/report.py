@@ -703,59 +703,72 @@ def cost_scaling_section(metrics: dict, report_dir: Path = REPORT_DIR) -> list[s
 CPU_PLAN_NOTE = " Throughput measured on the CPU (coverage): those hours are this machine's, not a GPU's."
 
 
+PLAN_HEADER = [
+    "model",
+    "preset",
+    "TP",
+    "requests",
+    "prompt tokens",
+    "output tokens",
+    "output from",
+    "throughput from",
+    "GPU-h",
+]
+
+
+def plan_rows(plan: dict, total_label: str = "total") -> list[list]:
+    """The cost plan's table (PLAN_HEADER): a row per model x preset, then the total."""
+    total = plan["total"]
+    return [
+        *(
+            [
+                u["model"],
+                u["preset"],
+                u["tensor_parallel_size"],
+                u["requests"],
+                u["prompt_tokens"],
+                u["output_tokens"],
+                u["output_from"],
+                u["throughput"]["source"],
+                u["gpu_hours"],
+            ]
+            for u in plan["units"]
+        ),
+        [
+            total_label,
+            "",
+            "",
+            *(total[k] for k in ("requests", "prompt_tokens", "output_tokens")),
+            "",
+            "",
+            total["gpu_hours"],
+        ],
+    ]
+
+
+def plan_headline(plan: dict) -> str:
+    total, wall = plan["total"], plan["wall"]
+    line = (
+        f"{fmt(total['cells'])} cells, {fmt(total['gpu_hours'])} GPU-hours; {fmt(wall['hours'])} h of wall time "
+        f"on {wall['gpus']} GPU(s) (metrics/plan.json, docs/plan.md)."
+    )
+    if any("CPU" in u["throughput"]["source"] for u in plan["units"]):
+        line += CPU_PLAN_NOTE
+    return line
+
+
 def plan_section(metrics: dict) -> list[str]:
     """The run's cost plan (metrics/plan.json, the plan stage): GPU-hours per model x preset and in total, the
     wall time, and the assumptions behind them."""
     plan = metrics.get("plan")
     if not plan or not plan.get("units"):
         return []
-    rows = [
-        [
-            u["model"],
-            u["preset"],
-            u["tensor_parallel_size"],
-            u["requests"],
-            u["prompt_tokens"],
-            u["output_tokens"],
-            u["output_from"],
-            u["throughput"]["source"],
-            u["gpu_hours"],
-        ]
-        for u in plan["units"]
-    ]
-    total, wall = plan["total"], plan["wall"]
-    rows.append(
-        [
-            "**total**",
-            "",
-            "",
-            total["requests"],
-            total["prompt_tokens"],
-            total["output_tokens"],
-            "",
-            "",
-            total["gpu_hours"],
-        ]
-    )
-    header = [
-        "model",
-        "preset",
-        "TP",
-        "requests",
-        "prompt tokens",
-        "output tokens",
-        "output from",
-        "throughput from",
-        "GPU-h",
-    ]
     return [
         "## Cost plan",
         "",
-        f"What this run costs as the plan stage counts it (metrics/plan.json, docs/plan.md): {fmt(total['cells'])} "
-        f"cells, {fmt(total['gpu_hours'])} GPU-hours; {fmt(wall['hours'])} h of wall time on {wall['gpus']} GPU(s)."
-        + (CPU_PLAN_NOTE if any("CPU" in u["throughput"]["source"] for u in plan["units"]) else ""),
+        f"What this run costs as the plan stage counts it: {plan_headline(plan)}",
         "",
-        *_table(header, rows),
+        *_table(PLAN_HEADER, plan_rows(plan, "**total**")),
         "",
         "Assumptions:",
         "",
