@@ -222,6 +222,14 @@ def _records(path: Path) -> list[list[dict]]:
     ]
 
 
+def _without_logprobs(records: list[list[dict]]) -> list[list[dict]]:
+    return [[{k: v for k, v in r.items() if k != "logprob"} for r in row] for row in records]
+
+
+def _logprobs(records: list[list[dict]]) -> list[float]:
+    return [r["logprob"] for row in records for r in row if "logprob" in r]
+
+
 @pytest.fixture(scope="module")
 def sequential_run(tiny_model_dir, tmp_path_factory) -> Path:
     params = _params(None, DATASETS + JUDGED)
@@ -309,9 +317,13 @@ def test_a_worker_killed_mid_run_costs_a_retry_and_loses_nothing(
     assert log.count("qwen-pipe: unit started") == 2, log  # the kill cost exactly one retry
     second = Cell("tiny_small", "balanced", DATASETS[1])
     for cell in (first, second):
-        assert _records(folder / PIPELINE.generation(cell)) == _records(
-            sequential_run / PIPELINE.generation(cell)
+        retried, sequential = (
+            _records(root / PIPELINE.generation(cell)) for root in (folder, sequential_run)
         )
+        # every sample and request there, the same texts; a log-likelihood the retry computed in a smaller
+        # batch than the sequential run may differ within bf16's rounding (0.0625 at these magnitudes)
+        assert _without_logprobs(retried) == _without_logprobs(sequential)
+        assert _logprobs(retried) == pytest.approx(_logprobs(sequential), abs=0.13)
         store = ChunkStore(folder / PIPELINE.response_cache(cell))
         entries = store.load()
         lines = sum(len(p.read_text().splitlines()) for p in store.directory.rglob("*") if p.is_file())
